@@ -1,0 +1,53 @@
+"""agentrel: make an LLM agent's self-healing visible.
+
+Decorate tools (``@agentrel.tool``), wrap runs (``@agentrel.agent`` / ``agentrel.run``), call
+``agentrel.configure(prometheus_port=9464)`` once, and every run reports its retry depth,
+outcome (success / recovered / exhausted / failed) and token amplification.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._catalogue import METRICS
+from ._config import Configuration, configure, current_configuration
+from ._context import ContextThreadPoolExecutor, with_current_run
+from ._decorators import agent, llm, run, tool
+from ._registry import ToolInfo, registered_tools
+from ._runtime import telemetry_errors
+from ._scopes import Run, current_run, record_tokens, reject
+from ._version import __version__
+
+__all__ = [
+    "METRICS",
+    "Configuration",
+    "ContextThreadPoolExecutor",
+    "Run",
+    "ToolInfo",
+    "__version__",
+    "agent",
+    "configure",
+    "current_configuration",
+    "current_run",
+    "llm",
+    "record_tokens",
+    "registered_tools",
+    "reject",
+    "run",
+    "telemetry_errors",
+    "tool",
+    "with_current_run",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Names whose modules load lazily (and whose optional dependencies load only on use).
+    if name in ("fallback", "fallback_to"):
+        from . import _fallback
+
+        return getattr(_fallback, name)
+    if name in ("instrument", "uninstrument"):
+        from . import _instrument
+
+        return getattr(_instrument, name)
+    raise AttributeError(f"module 'agentrel' has no attribute {name!r}")

@@ -1,0 +1,209 @@
+"""The metric catalogue: the one place that names agentrel's instruments.
+
+Code, docs (``docs/metrics.md``), dashboards, rules and the consistency tests all read this
+module. Changing a name, unit, bucket or attribute here changes the data contract that
+dashboards and alerts in users' hands depend on: do it only on purpose, with a CHANGELOG entry.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+# --- attribute keys -------------------------------------------------------------------------
+# semconv names where semconv has one, ``agentrel.*`` for ours.
+AGENT = "gen_ai.agent.name"
+TOOL = "gen_ai.tool.name"
+OPERATION = "gen_ai.operation.name"
+PROVIDER = "gen_ai.provider.name"
+REQUEST_MODEL = "gen_ai.request.model"
+RESPONSE_MODEL = "gen_ai.response.model"
+TOKEN_TYPE = "gen_ai.token.type"
+ERROR_TYPE = "error.type"
+OUTCOME = "agentrel.outcome"
+COHORT = "agentrel.cohort"
+ABSORBED = "agentrel.absorbed"
+DISPOSITION = "agentrel.token.disposition"
+FALLBACK_CHAIN = "agentrel.fallback.chain"
+FALLBACK_FROM = "agentrel.fallback.from_tier"
+FALLBACK_TO = "agentrel.fallback.to_tier"
+
+# --- attribute values -----------------------------------------------------------------------
+SUCCESS = "success"
+RECOVERED = "recovered"
+EXHAUSTED = "exhausted"
+FAILED = "failed"
+OUTCOMES = (SUCCESS, RECOVERED, EXHAUSTED, FAILED)
+
+USEFUL = "useful"
+WASTED = "wasted"
+DISPOSITIONS = (USEFUL, WASTED)
+
+INPUT = "input"
+OUTPUT = "output"
+
+NO_COHORT = "none"
+OTHER_COHORT = "other"
+
+#: ``error.type`` of a failure that is not an exception.
+REJECTED = "rejected"
+RESULT_FLAGGED = "result_flagged"
+
+# --- buckets --------------------------------------------------------------------------------
+RETRY_DEPTH_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50)
+RUN_ATTEMPTS_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100)
+AMPLIFICATION_BUCKETS = (1, 1.1, 1.25, 1.5, 2, 3, 4, 6, 8, 12, 16)
+TOOL_ATTEMPTS_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10)
+#: GenAI semconv advice for ``gen_ai.client.operation.duration`` (and tool durations).
+DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+#: GenAI semconv advice for ``gen_ai.client.token.usage``.
+TOKEN_USAGE_BUCKETS = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+
+Kind = Literal["histogram", "counter"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One instrument of the contract."""
+
+    name: str
+    kind: Kind
+    unit: str
+    description: str
+    attributes: tuple[str, ...]
+    buckets: tuple[float, ...] | None = None
+
+    @property
+    def prometheus_name(self) -> str:
+        """The series name OpenTelemetry's Prometheus translation gives (without suffixes
+        such as ``_bucket``)."""
+        return prometheus_metric_name(self.name, self.unit, self.kind)
+
+    @property
+    def prometheus_labels(self) -> tuple[str, ...]:
+        return tuple(prometheus_label(a) for a in self.attributes)
+
+
+RUN_RETRY_DEPTH = MetricSpec(
+    "agentrel.run.retry_depth", "histogram", "{retry}",
+    "Failures inside a run (failed attempts and rejections); recorded for every run, 0 "
+    "included, so its _count by outcome counts runs.",
+    (AGENT, OUTCOME, COHORT), RETRY_DEPTH_BUCKETS,
+)  # fmt: skip
+RUN_ATTEMPTS = MetricSpec(
+    "agentrel.run.attempts", "histogram", "{attempt}",
+    "Tool and LLM attempts in a run, failed ones included.",
+    (AGENT, OUTCOME, COHORT), RUN_ATTEMPTS_BUCKETS,
+)  # fmt: skip
+RUN_TOKEN_AMPLIFICATION = MetricSpec(
+    "agentrel.run.token_amplification", "histogram", "1",
+    "All tokens / useful tokens of a successful run that recorded useful tokens "
+    "(1.0 = nothing wasted).",
+    (AGENT, COHORT), AMPLIFICATION_BUCKETS,
+)  # fmt: skip
+RUN_RECOVERY_TIME = MetricSpec(
+    "agentrel.run.recovery_time", "histogram", "s",
+    "Time a run spent in failed attempts and backoff waits; recorded for runs with at least "
+    "one failure.",
+    (AGENT, OUTCOME, COHORT), DURATION_BUCKETS,
+)  # fmt: skip
+TOOL_ATTEMPTS = MetricSpec(
+    "agentrel.tool.attempts", "histogram", "{attempt}",
+    "Attempts per logical tool or LLM call; its _count by outcome counts calls.",
+    (TOOL, OUTCOME), TOOL_ATTEMPTS_BUCKETS,
+)  # fmt: skip
+TOOL_FAILURES = MetricSpec(
+    "agentrel.tool.failures", "counter", "{failure}",
+    "Every failed attempt (exception, flagged result or rejection); absorbed is true when the "
+    "enclosing run (or, outside a run, the call) still succeeded.",
+    (TOOL, ERROR_TYPE, ABSORBED),
+)  # fmt: skip
+RETRY_DELAY = MetricSpec(
+    "agentrel.retry.delay", "histogram", "s",
+    "Backoff waits between attempts.",
+    (TOOL,), DURATION_BUCKETS,
+)  # fmt: skip
+FALLBACKS = MetricSpec(
+    "agentrel.fallbacks", "counter", "{fallback}",
+    "Fallback activations: a chain moving from one tier to the next.",
+    (FALLBACK_CHAIN, FALLBACK_FROM, FALLBACK_TO, ERROR_TYPE),
+)  # fmt: skip
+TOKENS = MetricSpec(
+    "agentrel.tokens", "counter", "{token}",
+    "Every token recorded, by disposition (useful or wasted).",
+    (AGENT, COHORT, TOKEN_TYPE, DISPOSITION, REQUEST_MODEL),
+)  # fmt: skip
+UNSAFE_RETRIES = MetricSpec(
+    "agentrel.unsafe_retries", "counter", "{retry}",
+    "Retries of tools declared idempotent=False.",
+    (TOOL,),
+)  # fmt: skip
+EXECUTE_TOOL_DURATION = MetricSpec(
+    "gen_ai.execute_tool.duration", "histogram", "s",
+    "Duration of a logical tool call, all its attempts included.",
+    (TOOL, ERROR_TYPE), DURATION_BUCKETS,
+)  # fmt: skip
+CLIENT_TOKEN_USAGE = MetricSpec(
+    "gen_ai.client.token.usage", "histogram", "{token}",
+    "GenAI semconv: tokens per LLM operation, by gen_ai.token.type.",
+    (OPERATION, PROVIDER, REQUEST_MODEL, RESPONSE_MODEL, TOKEN_TYPE), TOKEN_USAGE_BUCKETS,
+)  # fmt: skip
+CLIENT_OPERATION_DURATION = MetricSpec(
+    "gen_ai.client.operation.duration", "histogram", "s",
+    "GenAI semconv: duration of an LLM operation as the caller saw it.",
+    (OPERATION, PROVIDER, REQUEST_MODEL, RESPONSE_MODEL, ERROR_TYPE), DURATION_BUCKETS,
+)  # fmt: skip
+
+METRICS: tuple[MetricSpec, ...] = (
+    RUN_RETRY_DEPTH,
+    RUN_ATTEMPTS,
+    RUN_TOKEN_AMPLIFICATION,
+    RUN_RECOVERY_TIME,
+    TOOL_ATTEMPTS,
+    TOOL_FAILURES,
+    RETRY_DELAY,
+    FALLBACKS,
+    TOKENS,
+    UNSAFE_RETRIES,
+    EXECUTE_TOOL_DURATION,
+    CLIENT_TOKEN_USAGE,
+    CLIENT_OPERATION_DURATION,
+)
+BY_NAME = {m.name: m for m in METRICS}
+
+# --- OpenTelemetry -> Prometheus name translation --------------------------------------------
+# The rules of the OpenTelemetry spec (compatibility/prometheus_and_openmetrics.md) as
+# opentelemetry-exporter-prometheus and the collector apply them; tests/test_prometheus.py
+# checks this against that exporter.
+_UNIT_SUFFIX = {
+    "d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
+    "us": "microseconds", "ns": "nanoseconds", "By": "bytes", "1": "", "%": "percent",
+}  # fmt: skip
+_INVALID_NAME = re.compile(r"[^a-zA-Z0-9:]+")
+_INVALID_LABEL = re.compile(r"[^a-zA-Z0-9]+")
+_ANNOTATION = re.compile(r"{.*}")
+
+
+def prometheus_metric_name(name: str, unit: str, kind: str) -> str:
+    """Translate an OpenTelemetry metric name to its Prometheus series family name."""
+    base = _INVALID_NAME.sub("_", name)
+    if base[:1].isdigit():
+        base = "_" + base
+    unit = _ANNOTATION.sub("", unit)
+    suffix = _UNIT_SUFFIX.get(unit, _INVALID_NAME.sub("_", unit).strip("_"))
+    if suffix and not base.endswith("_" + suffix):
+        base = f"{base}_{suffix}"
+    if kind == "counter" and not base.endswith("_total"):
+        base += "_total"
+    return base
+
+
+def prometheus_label(key: str) -> str:
+    """Translate an attribute key to a Prometheus label name."""
+    label = _INVALID_LABEL.sub("_", key)
+    return "_" + label if label[:1].isdigit() else label

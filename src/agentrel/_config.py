@@ -1,0 +1,290 @@
+"""``agentrel.configure()``: the only place that touches the OpenTelemetry SDK.
+
+It sets up providers only where the application has not: a tracer or meter provider that is
+already set is used as it is and never replaced.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from opentelemetry import metrics, trace
+
+from ._runtime import T
+
+logger = logging.getLogger("agentrel")
+
+_lock = threading.Lock()
+_current: Configuration | None = None
+
+
+class Configuration:
+    """What ``configure()`` set up. ``shutdown()`` flushes and stops what agentrel started."""
+
+    def __init__(self) -> None:
+        self.tracer_provider: Any = None
+        self.meter_provider: Any = None
+        self.owns_tracer_provider = False
+        self.owns_meter_provider = False
+        self.metrics_server: Any = None
+        self.otlp_endpoint: str | None = None
+        self._shutdown = False
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """``http://addr:port/metrics`` of the native endpoint, if one was started."""
+        return self.metrics_server.url if self.metrics_server is not None else None
+
+    @property
+    def prometheus_port(self) -> int | None:
+        """The port the endpoint listens on (useful with ``prometheus_port=0``)."""
+        return self.metrics_server.port if self.metrics_server is not None else None
+
+    def force_flush(self) -> None:
+        """Export pending spans and metrics now (OTLP)."""
+        for p in (self.tracer_provider, self.meter_provider):
+            if p is not None and hasattr(p, "force_flush"):
+                p.force_flush()
+
+    def shutdown(self) -> None:
+        """Stop the endpoint and shut down the providers agentrel created. Idempotent."""
+        global _current
+        if self._shutdown:
+            return
+        self._shutdown = True
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+        if self.owns_meter_provider and self.meter_provider is not None:
+            self.meter_provider.shutdown()
+        if self.owns_tracer_provider and self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
+        with _lock:
+            if _current is self:
+                _current = None
+
+    def __enter__(self) -> Configuration:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def _validate(
+    service_name: object,
+    prometheus_port: object,
+    prometheus_addr: object,
+    otlp_endpoint: object,
+    cohorts: object,
+    capture_content: object,
+    redact: object,
+    tracer_provider: object,
+    meter_provider: object,
+) -> frozenset[str]:
+    if service_name is not None and (not isinstance(service_name, str) or not service_name):
+        raise TypeError(f"service_name must be a non-empty str, got {service_name!r}")
+    if prometheus_port is not None:
+        if isinstance(prometheus_port, bool) or not isinstance(prometheus_port, int):
+            raise TypeError(f"prometheus_port must be an int, got {prometheus_port!r}")
+        if not 0 <= prometheus_port <= 65535:
+            raise ValueError(f"prometheus_port must be in 0..65535, got {prometheus_port}")
+    if not isinstance(prometheus_addr, str) or not prometheus_addr:
+        raise TypeError(f"prometheus_addr must be a non-empty str, got {prometheus_addr!r}")
+    if prometheus_addr != "localhost":
+        try:
+            ipaddress.ip_address(prometheus_addr)
+        except ValueError:
+            raise ValueError(
+                f"prometheus_addr must be an IP address or 'localhost', got {prometheus_addr!r}"
+            ) from None
+    if otlp_endpoint is not None and (
+        not isinstance(otlp_endpoint, str) or not otlp_endpoint.startswith(("http://", "https://"))
+    ):
+        raise ValueError(f"otlp_endpoint must be an http(s):// URL, got {otlp_endpoint!r}")
+    if isinstance(cohorts, (str, bytes)) or not isinstance(cohorts, Iterable):
+        raise TypeError(f"cohorts must be an iterable of str, got {cohorts!r}")
+    allowed = []
+    for c in cohorts:
+        if not isinstance(c, str) or not c:
+            raise TypeError(f"every cohort must be a non-empty str, got {c!r}")
+        allowed.append(c)
+    if not isinstance(capture_content, bool):
+        raise TypeError(f"capture_content must be True or False, got {capture_content!r}")
+    if redact is not None and not callable(redact):
+        raise TypeError("redact must be callable")
+    if tracer_provider is not None and not hasattr(tracer_provider, "get_tracer"):
+        raise TypeError("tracer_provider must be an OpenTelemetry TracerProvider")
+    if meter_provider is not None and not hasattr(meter_provider, "get_meter"):
+        raise TypeError("meter_provider must be an OpenTelemetry MeterProvider")
+    return frozenset(allowed)
+
+
+def _is_set(provider: object) -> bool:
+    return type(provider).__name__ not in ("ProxyTracerProvider", "_ProxyMeterProvider")
+
+
+def _otlp_exporters(endpoint: str | None) -> tuple[Any, Any]:
+    protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").strip()
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        if endpoint is None:
+            return OTLPSpanExporter(), OTLPMetricExporter()
+        return OTLPSpanExporter(endpoint=endpoint), OTLPMetricExporter(endpoint=endpoint)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HTTPMetricExporter,
+    )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HTTPSpanExporter,
+    )
+
+    if endpoint is None:  # the exporters read OTEL_EXPORTER_OTLP_* themselves
+        return HTTPSpanExporter(), HTTPMetricExporter()
+    base = endpoint.rstrip("/")
+    return HTTPSpanExporter(endpoint=base + "/v1/traces"), HTTPMetricExporter(
+        endpoint=base + "/v1/metrics"
+    )
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    prometheus_port: int | None = None,
+    prometheus_addr: str = "127.0.0.1",
+    otlp_endpoint: str | None = None,
+    cohorts: Iterable[str] = (),
+    capture_content: bool = False,
+    redact: Callable[[str], str] | None = None,
+    tracer_provider: Any = None,
+    meter_provider: Any = None,
+) -> Configuration:
+    """Set up OpenTelemetry for agentrel where the application has not, and return a handle.
+
+    * ``prometheus_port``: serve ``/metrics`` (OpenMetrics with exemplars) on
+      ``prometheus_addr`` (127.0.0.1 unless you choose otherwise; 0 picks a free port).
+    * ``otlp_endpoint``: push spans and metrics over OTLP; ``OTEL_EXPORTER_OTLP_ENDPOINT`` (and
+      ``OTEL_EXPORTER_OTLP_PROTOCOL``, default ``http/protobuf``) are honoured when it is None.
+    * ``service_name``: the resource's ``service.name`` (else ``OTEL_SERVICE_NAME``).
+    * ``cohorts``: the allowlist of cohort labels; any other cohort is recorded as ``other``.
+    * ``capture_content``: put exception messages and (for instrumented clients) prompt and
+      completion text on spans, passed through ``redact`` first. Off by default.
+    * ``tracer_provider`` / ``meter_provider``: use these instead of the global providers.
+
+    A provider the application already set globally is used, never replaced. Bad arguments
+    raise ``TypeError``/``ValueError`` here. Calling ``configure()`` again while a
+    configuration is live returns that configuration (updating cohorts and content capture).
+    """
+    global _current
+    allowed = _validate(
+        service_name,
+        prometheus_port,
+        prometheus_addr,
+        otlp_endpoint,
+        cohorts,
+        capture_content,
+        redact,
+        tracer_provider,
+        meter_provider,
+    )
+    with _lock:
+        T.cohorts = allowed
+        T.capture_content = capture_content
+        T.redact = redact
+        if _current is not None:
+            logger.info("agentrel.configure() called again: keeping the live configuration")
+            return _current
+        cfg = Configuration()
+        if tracer_provider is not None or meter_provider is not None:
+            if prometheus_port is not None and meter_provider is not None:
+                raise ValueError(
+                    "prometheus_port needs a MeterProvider that agentrel creates; with your own "
+                    "meter_provider, add a Prometheus reader to it yourself"
+                )
+            T.inject(tracer_provider, meter_provider)
+        endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+        cfg.otlp_endpoint = endpoint
+        _setup(cfg, service_name, prometheus_port, prometheus_addr, otlp_endpoint, endpoint)
+        if tracer_provider is not None:
+            cfg.tracer_provider = tracer_provider
+        if meter_provider is not None:
+            cfg.meter_provider = meter_provider
+        if tracer_provider is None and meter_provider is None:
+            T.refresh()
+        _current = cfg
+        return cfg
+
+
+def _setup(
+    cfg: Configuration,
+    service_name: str | None,
+    prometheus_port: int | None,
+    prometheus_addr: str,
+    otlp_arg: str | None,
+    endpoint: str | None,
+) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from ._prometheus import MetricsServer
+
+    resource = Resource.create({"service.name": service_name} if service_name else {})
+    span_exporter = metric_exporter = None
+    if endpoint:
+        span_exporter, metric_exporter = _otlp_exporters(otlp_arg)
+
+    current_mp = metrics.get_meter_provider()
+    if _is_set(current_mp):
+        if prometheus_port is not None:
+            raise ValueError(
+                "a MeterProvider is already set by the application and agentrel never replaces "
+                "it: add a Prometheus reader to your provider instead of prometheus_port"
+            )
+        cfg.meter_provider = current_mp
+        if metric_exporter is not None:
+            logger.info("agentrel: MeterProvider already set; OTLP metrics are its business")
+    else:
+        readers: list[Any] = []
+        reader = None
+        if prometheus_port is not None:
+            reader = InMemoryMetricReader()
+            readers.append(reader)
+        if metric_exporter is not None:
+            readers.append(PeriodicExportingMetricReader(metric_exporter))
+        if readers:
+            mp = MeterProvider(resource=resource, metric_readers=readers)
+            if reader is not None:
+                cfg.metrics_server = MetricsServer(reader, prometheus_addr, prometheus_port or 0)
+            metrics.set_meter_provider(mp)
+            cfg.meter_provider = mp
+            cfg.owns_meter_provider = True
+
+    current_tp = trace.get_tracer_provider()
+    if _is_set(current_tp):
+        cfg.tracer_provider = current_tp
+    else:
+        tp = TracerProvider(resource=resource)
+        if span_exporter is not None:
+            tp.add_span_processor(BatchSpanProcessor(span_exporter))
+        trace.set_tracer_provider(tp)
+        cfg.tracer_provider = tp
+        cfg.owns_tracer_provider = True
+
+
+def current_configuration() -> Configuration | None:
+    """The live configuration, if ``configure()`` was called and not shut down."""
+    return _current
+
+
+def _forget() -> None:
+    """For tests: forget the live configuration (the global providers stay as they are)."""
+    global _current
+    with _lock:
+        _current = None

@@ -1,0 +1,564 @@
+"""``@agentrel.tool``, ``@agentrel.llm`` and ``@agentrel.agent``.
+
+The wrappers keep the wrapped function's value, exception object, signature, docstring and
+async-ness. Telemetry failures are caught by the guard (``_runtime.telemetry_error``); the
+tool's own exceptions always propagate unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import Any, TypeVar, overload
+
+from . import _catalogue as cat
+from ._registry import ToolInfo, register
+from ._runtime import T, telemetry_error
+from ._scopes import (
+    _CALL,
+    _RUN,
+    Call,
+    CallSpec,
+    enter,
+    enter_run,
+    finish_call,
+    finish_run,
+    leave,
+    leave_run,
+    open_run,
+    record_tokens,
+    RunScope,
+    start_call,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# --- shared wrapper machinery --------------------------------------------------------------------
+def _begin(spec: CallSpec) -> tuple[Call, Any] | None:
+    try:
+        call = start_call(spec)
+        return call, enter(call)
+    except Exception as exc:
+        telemetry_error("call.start", exc)
+        return None
+
+
+def _end(call: Call, tokens: Any, exc: BaseException | None, flagged: bool) -> None:
+    try:
+        finish_call(call, exc, flagged)
+    except Exception as err:
+        telemetry_error("call.finish", err)
+    finally:
+        try:
+            leave(tokens)
+        except Exception as err:  # pragma: no cover - context misuse by the application
+            telemetry_error("call.context", err)
+
+
+def _flagged(pred: Callable[[Any], Any] | None, result: Any) -> bool:
+    if pred is None:
+        return False
+    try:
+        return bool(pred(result))
+    except Exception as exc:
+        telemetry_error("failure_when", exc)
+        return False
+
+
+def _adopted(spec: CallSpec) -> Call | None:
+    parent = _CALL.get()
+    if parent is not None and (parent.adoptable or parent.spec is spec):
+        try:
+            return parent if parent.adopt(spec) else None
+        except Exception as exc:
+            telemetry_error("call.adopt", exc)
+    return None
+
+
+def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any] | None) -> Any:
+    """Wrap ``fn`` so each invocation is one call scope (functions, coroutines, generators)."""
+    if inspect.isasyncgenfunction(fn):
+        return _wrap_async_gen(fn, _call_lifecycle(spec))
+    if inspect.isgeneratorfunction(fn):
+        return _wrap_gen(fn, _call_lifecycle(spec))
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not T.active and not T.refresh() and _RUN.get() is None:
+                return await fn(*args, **kwargs)
+            adopted = _adopted(spec)
+            if adopted is not None:
+                return await _run_adopted_async(adopted, fn, args, kwargs, pred)
+            begun = _begin(spec)
+            if begun is None:
+                return await fn(*args, **kwargs)
+            call, tokens = begun
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                _end(call, tokens, exc, False)
+                raise
+            _end(call, tokens, None, _flagged(pred, result))
+            return result
+
+        return async_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not T.active and not T.refresh() and _RUN.get() is None:
+            return fn(*args, **kwargs)
+        adopted = _adopted(spec)
+        if adopted is not None:
+            return _run_adopted(adopted, fn, args, kwargs, pred)
+        begun = _begin(spec)
+        if begun is None:
+            return fn(*args, **kwargs)
+        call, tokens = begun
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            _end(call, tokens, exc, False)
+            raise
+        _end(call, tokens, None, _flagged(pred, result))
+        return result
+
+    return wrapper
+
+
+def _attempt_outcome(call: Call, exc: BaseException | None, flagged: bool) -> None:
+    try:
+        if exc is not None:
+            call.attempt_failed(exc)
+        elif flagged:
+            call.attempt_failed(None, cat.RESULT_FLAGGED)
+    except Exception as err:
+        telemetry_error("call.attempt", err)
+
+
+def _run_adopted(call: Call, fn: Callable[..., Any], args: Any, kwargs: Any, pred: Any) -> Any:
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        _attempt_outcome(call, exc, False)
+        raise
+    _attempt_outcome(call, None, _flagged(pred, result))
+    return result
+
+
+async def _run_adopted_async(
+    call: Call, fn: Callable[..., Awaitable[Any]], args: Any, kwargs: Any, pred: Any
+) -> Any:
+    try:
+        result = await fn(*args, **kwargs)
+    except BaseException as exc:
+        _attempt_outcome(call, exc, False)
+        raise
+    _attempt_outcome(call, None, _flagged(pred, result))
+    return result
+
+
+class _Lifecycle:
+    """How a generator wrapper opens, resumes, suspends and ends its scope."""
+
+    __slots__ = ("begin", "resume", "suspend", "end", "fast_exit")
+
+    def __init__(
+        self,
+        begin: Callable[[], Any],
+        resume: Callable[[Any], Any],
+        suspend: Callable[[Any], None],
+        end: Callable[[Any, BaseException | None], None],
+        fast_exit: bool,
+    ) -> None:
+        self.begin, self.resume, self.suspend, self.end = begin, resume, suspend, end
+        self.fast_exit = fast_exit
+
+    def guarded(self, site: str, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:
+            telemetry_error(site, exc)
+            return None
+
+
+def _call_lifecycle(spec: CallSpec) -> _Lifecycle:
+    return _Lifecycle(
+        lambda: start_call(spec),
+        enter,
+        leave,
+        lambda call, exc: finish_call(call, exc, False),
+        fast_exit=True,
+    )
+
+
+def _run_lifecycle(name: str, cohort: str | None, budget: int | None) -> _Lifecycle:
+    return _Lifecycle(lambda: open_run(name, cohort, budget), enter_run, leave_run, finish_run, False)
+
+
+def _fast(lc: _Lifecycle) -> bool:
+    return lc.fast_exit and not T.active and not T.refresh() and _RUN.get() is None
+
+
+def _wrap_gen(fn: Callable[..., Iterator[Any]], lc: _Lifecycle) -> Callable[..., Iterator[Any]]:
+    """A generator whose scope spans the whole iteration.
+
+    The scope is current only while the wrapped generator runs, and taken away at each
+    ``yield``: contextvars set inside a generator would otherwise leak into the consumer.
+    """
+    g = lc.guarded
+
+    @functools.wraps(fn)
+    def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+        if _fast(lc):
+            return (yield from fn(*args, **kwargs))
+        state = g("scope.start", lc.begin)
+        gen = fn(*args, **kwargs)
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        while True:
+            tokens = g("scope.context", lc.resume, state) if state is not None else None
+            try:
+                if to_throw is not None:
+                    exc, to_throw = to_throw, None
+                    item = gen.throw(exc)
+                else:
+                    item = gen.send(to_send)
+            except StopIteration as stop:
+                _close(lc, state, tokens, None)
+                return stop.value
+            except BaseException as exc:
+                _close(lc, state, tokens, exc)
+                raise
+            if tokens is not None:
+                g("scope.context", lc.suspend, tokens)
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                # The consumer stopped early: not a failure.
+                tokens = g("scope.context", lc.resume, state) if state is not None else None
+                try:
+                    gen.close()
+                finally:
+                    _close(lc, state, tokens, None)
+                raise
+            except BaseException as exc:
+                to_throw = exc
+
+    return gen_wrapper
+
+
+def _close(lc: _Lifecycle, state: Any, tokens: Any, exc: BaseException | None) -> None:
+    if state is not None:
+        lc.guarded("scope.finish", lc.end, state, exc)
+    if tokens is not None:
+        lc.guarded("scope.context", lc.suspend, tokens)
+
+
+def _wrap_async_gen(
+    fn: Callable[..., AsyncIterator[Any]], lc: _Lifecycle
+) -> Callable[..., AsyncIterator[Any]]:
+    """The async-generator twin of ``_wrap_gen``."""
+    g = lc.guarded
+
+    @functools.wraps(fn)
+    async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
+        if _fast(lc):
+            async for item in fn(*args, **kwargs):
+                yield item
+            return
+        state = g("scope.start", lc.begin)
+        agen: Any = fn(*args, **kwargs)
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        while True:
+            tokens = g("scope.context", lc.resume, state) if state is not None else None
+            try:
+                if to_throw is not None:
+                    exc, to_throw = to_throw, None
+                    item = await agen.athrow(exc)
+                else:
+                    item = await agen.asend(to_send)
+            except StopAsyncIteration:
+                _close(lc, state, tokens, None)
+                return
+            except BaseException as exc:
+                _close(lc, state, tokens, exc)
+                raise
+            if tokens is not None:
+                g("scope.context", lc.suspend, tokens)
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                tokens = g("scope.context", lc.resume, state) if state is not None else None
+                try:
+                    await agen.aclose()
+                finally:
+                    _close(lc, state, tokens, None)
+                raise
+            except BaseException as exc:
+                to_throw = exc
+
+    return agen_wrapper
+
+
+def _decorate(obj: Any, make: Callable[[Callable[..., Any]], Any], what: str) -> Any:
+    """Apply ``make`` to a function, or to the function inside a staticmethod/classmethod."""
+    if isinstance(obj, (staticmethod, classmethod)):
+        return type(obj)(make(obj.__func__))
+    if not callable(obj):
+        raise TypeError(f"@agentrel.{what} decorates a callable, got {type(obj).__name__}: {obj!r}")
+    return make(obj)
+
+
+def _check_str(value: object, what: str, *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{what} must be a non-empty str, got {value!r}")
+
+
+def _check_callable(value: object, what: str) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"{what} must be callable, got {type(value).__name__}")
+
+
+def _check_bool(value: object, what: str) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{what} must be True or False, got {value!r}")
+
+
+def _first_line(doc: str | None) -> str | None:
+    if not doc:
+        return None
+    line = inspect.cleandoc(doc).split("\n", 1)[0].strip()
+    return line or None
+
+
+# --- @agentrel.tool ------------------------------------------------------------------------------
+def tool_spec(
+    name: str,
+    *,
+    system: str | None = None,
+    idempotent: bool = True,
+    reversible: bool = True,
+    owner: str | None = None,
+    description: str | None = None,
+    where: tuple[str | None, str | None, str | None, int | None] = (None, None, None, None),
+) -> CallSpec:
+    """Validate tool metadata, register it in the inventory and return its call spec."""
+    _check_str(name, "tool name", optional=False)
+    _check_str(system, "system")
+    _check_str(owner, "owner")
+    _check_bool(idempotent, "idempotent")
+    _check_bool(reversible, "reversible")
+    if description is not None and not isinstance(description, str):
+        raise TypeError(f"description must be a str, got {description!r}")
+    attrs: dict[str, Any] = {
+        cat.OPERATION: "execute_tool",
+        cat.TOOL: name,
+        "gen_ai.tool.type": "function",
+        "agentrel.tool.idempotent": idempotent,
+        "agentrel.tool.reversible": reversible,
+    }
+    if description:
+        attrs["gen_ai.tool.description"] = description
+    if system:
+        attrs["agentrel.tool.system"] = system
+    if owner:
+        attrs["agentrel.tool.owner"] = owner
+    module, qualname, file, line = where
+    register(
+        ToolInfo(name, system, idempotent, reversible, owner, description, module, qualname, file, line)
+    )
+    return CallSpec(name, "tool", span_attrs=attrs, idempotent=idempotent, system=system)
+
+
+def _where(fn: Callable[..., Any]) -> tuple[str | None, str | None, str | None, int | None]:
+    inner = inspect.unwrap(fn)
+    try:
+        file = inspect.getsourcefile(inner)
+        line = inner.__code__.co_firstlineno  # type: ignore[attr-defined]
+    except (TypeError, AttributeError):
+        file, line = None, None
+    return getattr(fn, "__module__", None), getattr(fn, "__qualname__", None), file, line
+
+
+@overload
+def tool(wrapped: F, /) -> F: ...
+@overload
+def tool(
+    wrapped: str | None = None,
+    /,
+    *,
+    name: str | None = None,
+    system: str | None = None,
+    idempotent: bool = True,
+    reversible: bool = True,
+    owner: str | None = None,
+    description: str | None = None,
+    failure_when: Callable[[Any], object] | None = None,
+) -> Callable[[F], F]: ...
+def tool(
+    wrapped: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    system: str | None = None,
+    idempotent: bool = True,
+    reversible: bool = True,
+    owner: str | None = None,
+    description: str | None = None,
+    failure_when: Callable[[Any], object] | None = None,
+) -> Any:
+    """Make a function an agent tool: each call is a logical call with attempts, outcome,
+    failures and duration (``execute_tool {name}`` span).
+
+    Use bare (``@agentrel.tool``), with a name (``@agentrel.tool("search")``) or with metadata:
+    ``system`` (what it touches), ``idempotent`` (False: a retry may duplicate side effects,
+    counted in ``agentrel.unsafe_retries``), ``reversible``, ``owner`` (who to page),
+    ``description`` (default: the docstring's first line) and ``failure_when`` (a predicate on
+    the return value that flags it as a failure, e.g. ``lambda r: "error" in r``; the value is
+    still returned unchanged). Works on functions, methods, async functions, generators and
+    async generators (the call spans the whole iteration).
+    """
+    if isinstance(wrapped, str):
+        if name is not None:
+            raise TypeError("give the tool name once: positionally or as name=")
+        name, wrapped = wrapped, None
+    _check_callable(failure_when, "failure_when")
+
+    def make(fn: Callable[..., Any]) -> Any:
+        where = _where(fn)
+        spec = tool_spec(
+            name or getattr(fn, "__name__", None) or repr(fn),
+            system=system,
+            idempotent=idempotent,
+            reversible=reversible,
+            owner=owner,
+            description=description if description is not None else _first_line(fn.__doc__),
+            where=where,
+        )
+        return _wrap_call(fn, spec, failure_when)
+
+    if wrapped is None:
+        return lambda fn: _decorate(fn, make, "tool")
+    return _decorate(wrapped, make, "tool")
+
+
+# --- @agentrel.llm -------------------------------------------------------------------------------
+def _usage_pair(usage: object) -> tuple[int, int]:
+    if isinstance(usage, Mapping):
+        return usage.get("input", 0) or 0, usage.get("output", 0) or 0
+    if isinstance(usage, tuple) and len(usage) == 2:
+        return usage[0] or 0, usage[1] or 0
+    raise TypeError(
+        f"usage= must return (input, output) or a mapping with 'input'/'output', got {usage!r}"
+    )
+
+
+def llm(
+    wrapped: Any = None,
+    /,
+    *,
+    model: str | None = None,
+    provider: str | None = None,
+    name: str | None = None,
+    usage: Callable[[Any], object] | None = None,
+) -> Any:
+    """Make an application's own LLM-calling function a ``chat {model}`` call scope.
+
+    Tokens come from ``agentrel.record_tokens(...)`` inside it, or from ``usage``, a function
+    of the return value giving ``(input_tokens, output_tokens)`` or a mapping with ``input``
+    and ``output``. Records ``gen_ai.client.operation.duration`` and
+    ``gen_ai.client.token.usage`` as the GenAI conventions say.
+    """
+    _check_str(model, "model")
+    _check_str(provider, "provider")
+    _check_str(name, "name")
+    _check_callable(usage, "usage")
+
+    def make(fn: Callable[..., Any]) -> Any:
+        call_name = name or (f"chat {model}" if model else f"chat {fn.__name__}")
+        attrs: dict[str, Any] = {cat.OPERATION: "chat"}
+        if model:
+            attrs[cat.REQUEST_MODEL] = model
+        if provider:
+            attrs[cat.PROVIDER] = provider
+        spec = CallSpec(call_name, "llm", span_attrs=attrs, model=model, provider=provider)
+        if usage is None:
+            return _wrap_call(fn, spec, None)
+
+        def pred(result: Any) -> bool:  # records usage on the way out, never flags
+            try:
+                i, o = _usage_pair(usage(result))
+                record_tokens(input=i, output=o, model=model)
+            except Exception as exc:
+                telemetry_error("llm.usage", exc)
+            return False
+
+        return _wrap_call(fn, spec, pred)
+
+    if wrapped is None:
+        return lambda fn: _decorate(fn, make, "llm")
+    return _decorate(wrapped, make, "llm")
+
+
+# --- @agentrel.agent / agentrel.run ---------------------------------------------------------------
+def _check_run_args(name: object, cohort: object, token_budget: object) -> None:
+    _check_str(name, "agent name", optional=False)
+    _check_str(cohort, "cohort")
+    if token_budget is not None and (
+        isinstance(token_budget, bool) or not isinstance(token_budget, int) or token_budget <= 0
+    ):
+        raise ValueError(f"token_budget must be a positive int, got {token_budget!r}")
+
+
+def agent(
+    name: Any = None, /, *, cohort: str | None = None, token_budget: int | None = None
+) -> Any:
+    """Make each call of the decorated function one run (``invoke_agent {name}``).
+
+    ``@agentrel.agent("support")``, or bare ``@agentrel.agent`` (named after the function).
+    Works on functions, async functions, generators and async generators.
+    """
+    if callable(name) and not isinstance(name, str):
+        fn = name
+        return agent(getattr(fn, "__name__", "agent"), cohort=cohort, token_budget=token_budget)(fn)
+    _check_run_args(name, cohort, token_budget)
+
+    def make(fn: Callable[..., Any]) -> Any:
+        if inspect.isasyncgenfunction(fn):
+            return _wrap_async_gen(fn, _run_lifecycle(name, cohort, token_budget))
+        if inspect.isgeneratorfunction(fn):
+            return _wrap_gen(fn, _run_lifecycle(name, cohort, token_budget))
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_run(*args: Any, **kwargs: Any) -> Any:
+                async with RunScope(name, cohort, token_budget):
+                    return await fn(*args, **kwargs)
+
+            return async_run
+
+        @functools.wraps(fn)
+        def sync_run(*args: Any, **kwargs: Any) -> Any:
+            with RunScope(name, cohort, token_budget):
+                return fn(*args, **kwargs)
+
+        return sync_run
+
+    return lambda fn: _decorate(fn, make, "agent")
+
+
+def run(name: str, /, *, cohort: str | None = None, token_budget: int | None = None) -> RunScope:
+    """Open a run: ``with agentrel.run("support", cohort="smb") as run:`` (or ``async with``).
+
+    The handle exposes live figures (``run.attempts``, ``run.retry_depth``, ``run.tokens``,
+    ``run.wasted_tokens``, ``run.token_amplification``) and, after the block, ``run.outcome``.
+    An exception leaving the block fails the run and propagates unchanged.
+    """
+    _check_run_args(name, cohort, token_budget)
+    return RunScope(name, cohort, token_budget)

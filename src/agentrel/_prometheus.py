@@ -1,0 +1,157 @@
+"""The native ``/metrics`` endpoint: OpenMetrics with exemplars, OpenTelemetry's names.
+
+An ``InMemoryMetricReader`` (pull, cumulative) is read at scrape time and translated with the
+same rules as OpenTelemetry's Prometheus translation (``_catalogue.prometheus_metric_name``),
+so the series names equal those of the OTLP path. Histogram buckets carry the exemplar of a
+run that landed in them (``trace_id``/``span_id``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    Histogram,
+    InMemoryMetricReader,
+    Metric,
+    Sum,
+)
+from prometheus_client.core import Metric as PromMetric
+from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.samples import Exemplar
+
+from ._catalogue import prometheus_label, prometheus_metric_name
+from ._runtime import telemetry_error
+
+_UNITS = {"s": "seconds", "By": "bytes", "ms": "milliseconds"}
+
+
+def _label_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_label_value(x) for x in v) + "]"
+    return str(v)
+
+
+def _labels(attrs: Any) -> dict[str, str]:
+    return {prometheus_label(k): _label_value(v) for k, v in (attrs or {}).items()}
+
+
+def _exemplar(ex: Any) -> Exemplar | None:
+    if not ex.trace_id:
+        return None
+    return Exemplar(
+        {"trace_id": format(ex.trace_id, "032x"), "span_id": format(ex.span_id, "016x")},
+        ex.value,
+        ex.time_unix_nano / 1e9,
+    )
+
+
+def _fmt_bound(b: float) -> str:
+    return repr(float(b))
+
+
+class OpenTelemetryCollector(Collector):
+    """A prometheus_client collector that serves an OpenTelemetry SDK reader's metrics."""
+
+    def __init__(self, reader: InMemoryMetricReader) -> None:
+        self._reader = reader
+
+    def collect(self) -> Iterable[PromMetric]:
+        try:
+            return list(self._collect())
+        except Exception as exc:
+            telemetry_error("prometheus.collect", exc)
+            return []
+
+    def _collect(self) -> Iterator[PromMetric]:
+        data = self._reader.get_metrics_data()
+        if data is None:
+            return
+        families: dict[str, PromMetric] = {}
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    self._add(families, metric)
+        yield from families.values()
+
+    def _add(self, families: dict[str, PromMetric], metric: Metric) -> None:
+        d = metric.data
+        if isinstance(d, Histogram):
+            kind = "histogram"
+        elif isinstance(d, Sum) and d.is_monotonic:
+            kind = "counter"
+        elif isinstance(d, (Sum, Gauge)):
+            kind = "gauge"
+        else:  # pragma: no cover - exponential histograms are not used by agentrel
+            return
+        name = prometheus_metric_name(metric.name, metric.unit or "", kind)
+        family_name = name[: -len("_total")] if kind == "counter" else name
+        fam = families.get(family_name)
+        if fam is None:
+            unit = _UNITS.get(metric.unit or "", "")
+            if unit and not family_name.endswith("_" + unit):
+                unit = ""
+            fam = families[family_name] = PromMetric(
+                family_name, metric.description or "", kind, unit
+            )
+        if kind == "histogram":
+            for dp in d.data_points:
+                labels = _labels(dp.attributes)
+                bounds = list(dp.explicit_bounds)
+                exemplars: dict[int, Exemplar] = {}
+                for ex in dp.exemplars or ():
+                    e = _exemplar(ex)
+                    if e is None:
+                        continue
+                    idx = next((i for i, b in enumerate(bounds) if ex.value <= b), len(bounds))
+                    exemplars[idx] = e
+                cumulative = 0
+                for i, count in enumerate(dp.bucket_counts):
+                    cumulative += count
+                    le = _fmt_bound(bounds[i]) if i < len(bounds) else "+Inf"
+                    fam.add_sample(
+                        name + "_bucket", {**labels, "le": le}, cumulative, None, exemplars.get(i)
+                    )
+                fam.add_sample(name + "_count", labels, dp.count)
+                fam.add_sample(name + "_sum", labels, dp.sum)
+        else:
+            for dp in d.data_points:
+                ex = None
+                for raw in dp.exemplars or ():
+                    ex = _exemplar(raw) or ex
+                fam.add_sample(
+                    name, _labels(dp.attributes), dp.value, None, ex if kind == "counter" else None
+                )
+
+
+class MetricsServer:
+    """A running ``/metrics`` endpoint; ``shutdown()`` stops it."""
+
+    def __init__(self, reader: InMemoryMetricReader, addr: str, port: int) -> None:
+        from prometheus_client import start_http_server
+
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(OpenTelemetryCollector(reader))
+        self._server, self._thread = start_http_server(port, addr, registry=self.registry)
+        self.addr = addr
+        self.port: int = self._server.server_address[1]
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.addr}]" if ":" in self.addr else self.addr
+        return f"http://{host}:{self.port}/metrics"
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._server is None:
+                return
+            server, self._server = self._server, None
+        server.shutdown()
+        server.server_close()
+        self._thread.join(timeout=5)
