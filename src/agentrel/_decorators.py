@@ -20,6 +20,7 @@ from ._scopes import (
     _RUN,
     Call,
     CallSpec,
+    RunScope,
     enter,
     enter_run,
     finish_call,
@@ -28,7 +29,6 @@ from ._scopes import (
     leave_run,
     open_run,
     record_tokens,
-    RunScope,
     start_call,
 )
 
@@ -163,7 +163,7 @@ async def _run_adopted_async(
 class _Lifecycle:
     """How a generator wrapper opens, resumes, suspends and ends its scope."""
 
-    __slots__ = ("begin", "resume", "suspend", "end", "fast_exit")
+    __slots__ = ("begin", "end", "fast_exit", "resume", "suspend")
 
     def __init__(
         self,
@@ -184,18 +184,24 @@ class _Lifecycle:
             return None
 
 
+def _finish_quiet(call: Call, exc: BaseException | None) -> None:
+    finish_call(call, exc, False)
+
+
 def _call_lifecycle(spec: CallSpec) -> _Lifecycle:
     return _Lifecycle(
         lambda: start_call(spec),
         enter,
         leave,
-        lambda call, exc: finish_call(call, exc, False),
+        _finish_quiet,
         fast_exit=True,
     )
 
 
 def _run_lifecycle(name: str, cohort: str | None, budget: int | None) -> _Lifecycle:
-    return _Lifecycle(lambda: open_run(name, cohort, budget), enter_run, leave_run, finish_run, False)
+    return _Lifecycle(
+        lambda: open_run(name, cohort, budget), enter_run, leave_run, finish_run, False
+    )
 
 
 def _fast(lc: _Lifecycle) -> bool:
@@ -215,7 +221,7 @@ def _wrap_gen(fn: Callable[..., Iterator[Any]], lc: _Lifecycle) -> Callable[...,
         if _fast(lc):
             return (yield from fn(*args, **kwargs))
         state = g("scope.start", lc.begin)
-        gen = fn(*args, **kwargs)
+        gen: Any = fn(*args, **kwargs)
         to_send: Any = None
         to_throw: BaseException | None = None
         while True:
@@ -371,7 +377,9 @@ def tool_spec(
         attrs["agentrel.tool.owner"] = owner
     module, qualname, file, line = where
     register(
-        ToolInfo(name, system, idempotent, reversible, owner, description, module, qualname, file, line)
+        ToolInfo(
+            name, system, idempotent, reversible, owner, description, module, qualname, file, line
+        )
     )
     return CallSpec(name, "tool", span_attrs=attrs, idempotent=idempotent, system=system)
 
@@ -380,7 +388,7 @@ def _where(fn: Callable[..., Any]) -> tuple[str | None, str | None, str | None, 
     inner = inspect.unwrap(fn)
     try:
         file = inspect.getsourcefile(inner)
-        line = inner.__code__.co_firstlineno  # type: ignore[attr-defined]
+        line = inner.__code__.co_firstlineno
     except (TypeError, AttributeError):
         file, line = None, None
     return getattr(fn, "__module__", None), getattr(fn, "__qualname__", None), file, line

@@ -99,34 +99,37 @@ class OpenTelemetryCollector(Collector):
             fam = families[family_name] = PromMetric(
                 family_name, metric.description or "", kind, unit
             )
-        if kind == "histogram":
-            for dp in d.data_points:
-                labels = _labels(dp.attributes)
-                bounds = list(dp.explicit_bounds)
-                exemplars: dict[int, Exemplar] = {}
-                for ex in dp.exemplars or ():
-                    e = _exemplar(ex)
-                    if e is None:
-                        continue
-                    idx = next((i for i, b in enumerate(bounds) if ex.value <= b), len(bounds))
-                    exemplars[idx] = e
-                cumulative = 0
-                for i, count in enumerate(dp.bucket_counts):
-                    cumulative += count
-                    le = _fmt_bound(bounds[i]) if i < len(bounds) else "+Inf"
-                    fam.add_sample(
-                        name + "_bucket", {**labels, "le": le}, cumulative, None, exemplars.get(i)
-                    )
-                fam.add_sample(name + "_count", labels, dp.count)
-                fam.add_sample(name + "_sum", labels, dp.sum)
-        else:
-            for dp in d.data_points:
-                ex = None
-                for raw in dp.exemplars or ():
+        if isinstance(d, Histogram):
+            _add_histogram(fam, name, d)
+            return
+        for ndp in d.data_points:
+            ex = None
+            if kind == "counter":
+                for raw in ndp.exemplars or ():
                     ex = _exemplar(raw) or ex
-                fam.add_sample(
-                    name, _labels(dp.attributes), dp.value, None, ex if kind == "counter" else None
-                )
+            fam.add_sample(name, _labels(ndp.attributes), ndp.value, None, ex)
+
+
+def _add_histogram(fam: PromMetric, name: str, d: Histogram) -> None:
+    for dp in d.data_points:
+        labels = _labels(dp.attributes)
+        bounds = list(dp.explicit_bounds)
+        exemplars: dict[int, Exemplar] = {}
+        for raw in dp.exemplars or ():
+            e = _exemplar(raw)
+            if e is None:
+                continue
+            idx = next((i for i, b in enumerate(bounds) if raw.value <= b), len(bounds))
+            exemplars[idx] = e
+        cumulative = 0
+        for i, count in enumerate(dp.bucket_counts):
+            cumulative += count
+            le = _fmt_bound(bounds[i]) if i < len(bounds) else "+Inf"
+            fam.add_sample(
+                name + "_bucket", {**labels, "le": le}, cumulative, None, exemplars.get(i)
+            )
+        fam.add_sample(name + "_count", labels, dp.count)
+        fam.add_sample(name + "_sum", labels, dp.sum)
 
 
 class MetricsServer:
@@ -137,9 +140,10 @@ class MetricsServer:
 
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(OpenTelemetryCollector(reader))
-        self._server, self._thread = start_http_server(port, addr, registry=self.registry)
+        server, self._thread = start_http_server(port, addr, registry=self.registry)
+        self._server: Any = server
         self.addr = addr
-        self.port: int = self._server.server_address[1]
+        self.port: int = server.server_address[1]
         self._lock = threading.Lock()
 
     @property

@@ -15,9 +15,9 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry import trace as _trace_api
-from opentelemetry.metrics import _internal as _metrics_api
 from opentelemetry.metrics import Counter as OTelCounter
 from opentelemetry.metrics import Histogram, Meter, MeterProvider, NoOpMeterProvider
+from opentelemetry.metrics import _internal as _metrics_api
 from opentelemetry.trace import NoOpTracerProvider, Tracer, TracerProvider
 
 from . import _catalogue as cat
@@ -32,25 +32,25 @@ class Telemetry:
     """Everything the hot path reads, in one object with slots."""
 
     __slots__ = (
+        "_injected",
         "active",
         "capture_content",
-        "redact",
+        "client_operation_duration",
+        "client_token_usage",
         "cohorts",
-        "tracer",
-        "run_retry_depth",
+        "execute_tool_duration",
+        "fallbacks",
+        "redact",
+        "retry_delay",
         "run_attempts",
-        "run_token_amplification",
         "run_recovery_time",
+        "run_retry_depth",
+        "run_token_amplification",
+        "tokens",
         "tool_attempts",
         "tool_failures",
-        "retry_delay",
-        "fallbacks",
-        "tokens",
+        "tracer",
         "unsafe_retries",
-        "execute_tool_duration",
-        "client_token_usage",
-        "client_operation_duration",
-        "_injected",
     )
 
     active: bool

@@ -53,17 +53,17 @@ class CallSpec:
     """What is known about a call site before it runs: computed once, at decoration."""
 
     __slots__ = (
-        "name",
-        "kind",
-        "span_name",
-        "span_attrs",
-        "idempotent",
-        "system",
-        "model",
-        "provider",
-        "_outcome_attrs",
         "_error_attrs",
         "_name_attrs",
+        "_outcome_attrs",
+        "idempotent",
+        "kind",
+        "model",
+        "name",
+        "provider",
+        "span_attrs",
+        "span_name",
+        "system",
     )
 
     def __init__(
@@ -108,23 +108,23 @@ class Run:
     """
 
     __slots__ = (
-        "name",
-        "cohort",
-        "token_budget",
-        "attempts",
-        "retry_depth",
-        "recovery_time",
-        "outcome",
-        "_retried",
-        "_failures",
+        "_ctx",
         "_failed_tools",
-        "_useful",
-        "_wasted",
+        "_failures",
         "_last_call",
         "_lock",
+        "_retried",
         "_span",
-        "_ctx",
         "_start",
+        "_useful",
+        "_wasted",
+        "attempts",
+        "cohort",
+        "name",
+        "outcome",
+        "recovery_time",
+        "retry_depth",
+        "token_budget",
     )
 
     def __init__(self, name: str, cohort: str | None, token_budget: int | None) -> None:
@@ -208,28 +208,28 @@ class Call:
     """One logical tool or LLM call; attempts are counted inside it."""
 
     __slots__ = (
-        "spec",
-        "run",
-        "parent",
-        "span",
-        "attempt",
-        "failed_attempts",
-        "counted",
-        "inner_failures",
-        "retried",
-        "error_type",
-        "adoptable",
         "_adopted",
-        "_open",
         "_attempt_start",
-        "_start",
+        "_child_exc",
+        "_ctx",
+        "_delay",
+        "_failures",
+        "_open",
         "_rejected",
+        "_start",
         "_useful",
         "_wasted",
-        "_failures",
-        "_child_exc",
-        "_delay",
-        "_ctx",
+        "adoptable",
+        "attempt",
+        "counted",
+        "error_type",
+        "failed_attempts",
+        "inner_failures",
+        "parent",
+        "retried",
+        "run",
+        "span",
+        "spec",
     )
 
     def __init__(self, spec: CallSpec, run: Run | None, parent: Call | None) -> None:
@@ -382,7 +382,9 @@ def start_call(spec: CallSpec) -> Call:
     if parent is not None and parent.failed_attempts + parent.inner_failures:
         parent.retried = True
     if T.active:
-        span = T.tracer.start_span(spec.span_name, kind=SpanKind.INTERNAL, attributes=spec.span_attrs)
+        span = T.tracer.start_span(
+            spec.span_name, kind=SpanKind.INTERNAL, attributes=spec.span_attrs
+        )
         call.span = span
         call._ctx = trace.set_span_in_context(span)
     call.begin_attempt()
@@ -541,7 +543,7 @@ def _emit_tokens(
 class RunScope:
     """``with agentrel.run(name) as run:`` / ``async with``: opens a run, yields its handle."""
 
-    __slots__ = ("_name", "_cohort", "_budget", "_run", "_tokens")
+    __slots__ = ("_budget", "_cohort", "_name", "_run", "_tokens")
 
     def __init__(self, name: str, cohort: str | None, token_budget: int | None) -> None:
         self._name = name
@@ -631,7 +633,11 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
     key = (run.name, outcome, run.cohort)
     attrs = _run_attr_cache.get(key)
     if attrs is None:
-        attrs = _run_attr_cache[key] = {cat.AGENT: run.name, cat.OUTCOME: outcome, cat.COHORT: run.cohort}
+        attrs = _run_attr_cache[key] = {
+            cat.AGENT: run.name,
+            cat.OUTCOME: outcome,
+            cat.COHORT: run.cohort,
+        }
     # Recorded while the run span is current, so histogram exemplars carry its trace id.
     T.run_retry_depth.record(run.retry_depth, attrs)
     T.run_attempts.record(run.attempts, attrs)
@@ -676,7 +682,9 @@ def _count(value: object, what: str) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"agentrel.record_tokens: {what} must be a non-negative int, got {value!r}")
+        raise ValueError(
+            f"agentrel.record_tokens: {what} must be a non-negative int, got {value!r}"
+        )
     return value
 
 
@@ -735,7 +743,7 @@ def reject(reason: str | None = None) -> None:
         with run._lock:
             last, run._last_call = run._last_call, None
             if last is not None:
-                name, tokens = last
+                _, tokens = last
                 for k, v in tokens.items():
                     run._useful[k] = run._useful.get(k, 0) - v
                     run._wasted[k] = run._wasted.get(k, 0) + v

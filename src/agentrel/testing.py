@@ -79,11 +79,13 @@ class Capture:
         data = self._data
         if data is None:
             return set()
-        return {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+        return {
+            m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+        }
 
     def counter(self, name: str, attributes: Mapping[str, Any] | None = None) -> float:
         """Sum of a counter's points whose attributes include ``attributes``."""
-        return sum(p.value for a, p in self.points(name) if _matches(a, attributes))
+        return float(sum(p.value for a, p in self.points(name) if _matches(a, attributes)))
 
     def histogram(self, name: str, attributes: Mapping[str, Any] | None = None) -> HistogramData:
         """A histogram's matching points added up (count, sum, per-bucket counts)."""
@@ -94,7 +96,7 @@ class Capture:
             h.count += p.count
             h.sum += p.sum
             bounds = [*list(p.explicit_bounds), float("inf")]
-            for b, n in zip(bounds, p.bucket_counts):
+            for b, n in zip(bounds, p.bucket_counts, strict=True):
                 if n:
                     h.buckets[b] = h.buckets.get(b, 0) + n
             h.exemplar_trace_ids.extend(
