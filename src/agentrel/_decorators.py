@@ -436,6 +436,11 @@ def tool(
         if name is not None:
             raise TypeError("give the tool name once: positionally or as name=")
         name, wrapped = wrapped, None
+    _check_str(name, "tool name")
+    _check_str(system, "system")
+    _check_str(owner, "owner")
+    _check_bool(idempotent, "idempotent")
+    _check_bool(reversible, "reversible")
     _check_callable(failure_when, "failure_when")
 
     def make(fn: Callable[..., Any]) -> Any:

@@ -74,12 +74,22 @@ class OpenTelemetryCollector(Collector):
             return
         families: dict[str, PromMetric] = {}
         for rm in data.resource_metrics:
+            if rm.resource.attributes and "target_info" not in families:
+                info = families["target_info"] = PromMetric(
+                    "target_info", "Target metadata", "gauge"
+                )
+                info.add_sample("target_info", _labels(rm.resource.attributes), 1.0)
             for sm in rm.scope_metrics:
+                scope = {"otel_scope_name": sm.scope.name}
+                if sm.scope.version:
+                    scope["otel_scope_version"] = sm.scope.version
+                if sm.scope.schema_url:
+                    scope["otel_scope_schema_url"] = sm.scope.schema_url
                 for metric in sm.metrics:
-                    self._add(families, metric)
+                    self._add(families, metric, scope)
         yield from families.values()
 
-    def _add(self, families: dict[str, PromMetric], metric: Metric) -> None:
+    def _add(self, families: dict[str, PromMetric], metric: Metric, scope: dict[str, str]) -> None:
         d = metric.data
         if isinstance(d, Histogram):
             kind = "histogram"
@@ -100,19 +110,19 @@ class OpenTelemetryCollector(Collector):
                 family_name, metric.description or "", kind, unit
             )
         if isinstance(d, Histogram):
-            _add_histogram(fam, name, d)
+            _add_histogram(fam, name, d, scope)
             return
         for ndp in d.data_points:
             ex = None
             if kind == "counter":
                 for raw in ndp.exemplars or ():
                     ex = _exemplar(raw) or ex
-            fam.add_sample(name, _labels(ndp.attributes), ndp.value, None, ex)
+            fam.add_sample(name, {**_labels(ndp.attributes), **scope}, ndp.value, None, ex)
 
 
-def _add_histogram(fam: PromMetric, name: str, d: Histogram) -> None:
+def _add_histogram(fam: PromMetric, name: str, d: Histogram, scope: dict[str, str]) -> None:
     for dp in d.data_points:
-        labels = _labels(dp.attributes)
+        labels = {**_labels(dp.attributes), **scope}
         bounds = list(dp.explicit_bounds)
         exemplars: dict[int, Exemplar] = {}
         for raw in dp.exemplars or ():

@@ -421,13 +421,16 @@ def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) ->
         outcome = cat.RECOVERED if (call.failed_attempts or call.inner_failures) else cat.SUCCESS
     spec = call.spec
     duration = _now() - call._start
-    T.tool_attempts.record(call.attempt, spec._outcome_attrs[outcome])
-    if spec.kind == "tool":
-        T.execute_tool_duration.record(
-            duration, spec.error_attrs(call.error_type if failed else None)
-        )
-    elif spec.kind == "llm":
-        _record_llm_semconv(call, duration, failed)
+    try:
+        T.tool_attempts.record(call.attempt, spec._outcome_attrs[outcome])
+        if spec.kind == "tool":
+            T.execute_tool_duration.record(
+                duration, spec.error_attrs(call.error_type if failed else None)
+            )
+        elif spec.kind == "llm":
+            _record_llm_semconv(call, duration, failed)
+    except Exception as err:  # a broken meter must not cost the run its bookkeeping
+        telemetry_error("call.metrics", err)
     _hand_over(call, exc, failed)
     span = call.span
     if span is not None:
@@ -630,6 +633,42 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
         outcome = run.outcome
         failures = run._failures
         useful, wasted = run._useful, run._wasted
+    try:
+        amplification = _record_run(run, exc, outcome, failures, useful, wasted)
+    except Exception as err:  # a broken meter must not leave the run span open
+        telemetry_error("run.metrics", err)
+        amplification = None
+    span = run._span
+    if span is not None:
+        if span.is_recording():
+            sattrs: dict[str, Any] = {
+                cat.OUTCOME: outcome,
+                "agentrel.run.retry_depth": run.retry_depth,
+                "agentrel.run.attempts": run.attempts,
+                "agentrel.run.tokens": run.tokens,
+                "agentrel.run.wasted_tokens": run.wasted_tokens,
+            }
+            if amplification is not None:
+                sattrs["agentrel.run.token_amplification"] = amplification
+            if run.budget_ratio is not None:
+                sattrs["agentrel.run.token_budget_ratio"] = run.budget_ratio
+            if exc is not None:
+                et = error_type(exc)
+                sattrs[cat.ERROR_TYPE] = et
+                span.set_status(Status(StatusCode.ERROR, et))
+            span.set_attributes(sattrs)
+        span.end()
+
+
+def _record_run(
+    run: Run,
+    exc: BaseException | None,
+    outcome: str,
+    failures: dict[tuple[str, str], int],
+    useful: Tokens,
+    wasted: Tokens,
+) -> float | None:
+    """Record a finished run's metrics (while its span is current, for exemplars)."""
     key = (run.name, outcome, run.cohort)
     attrs = _run_attr_cache.get(key)
     if attrs is None:
@@ -655,26 +694,7 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
         for (tool, et), n in failures.items():
             T.tool_failures.add(n, {cat.TOOL: tool, cat.ERROR_TYPE: et, cat.ABSORBED: absorbed})
     _emit_tokens(run.name, run.cohort, useful, wasted)
-    span = run._span
-    if span is not None:
-        if span.is_recording():
-            sattrs: dict[str, Any] = {
-                cat.OUTCOME: outcome,
-                "agentrel.run.retry_depth": run.retry_depth,
-                "agentrel.run.attempts": run.attempts,
-                "agentrel.run.tokens": run.tokens,
-                "agentrel.run.wasted_tokens": run.wasted_tokens,
-            }
-            if amplification is not None:
-                sattrs["agentrel.run.token_amplification"] = amplification
-            if run.budget_ratio is not None:
-                sattrs["agentrel.run.token_budget_ratio"] = run.budget_ratio
-            if exc is not None:
-                et = error_type(exc)
-                sattrs[cat.ERROR_TYPE] = et
-                span.set_status(Status(StatusCode.ERROR, et))
-            span.set_attributes(sattrs)
-        span.end()
+    return amplification
 
 
 # --- tokens and rejections ----------------------------------------------------------------------

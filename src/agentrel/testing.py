@@ -44,10 +44,13 @@ def _matches(attrs: Mapping[str, Any], want: Mapping[str, Any] | None) -> bool:
 class Capture:
     """What agentrel recorded while ``capture()`` was open."""
 
-    def __init__(self, span_exporter: Any, reader: Any) -> None:
+    def __init__(self, span_exporter: Any, reader: Any, tp: Any, mp: Any) -> None:
         self._spans = span_exporter
         self._reader = reader
         self._data: Any = None
+        #: The SDK providers the capture records into (for ``configure(tracer_provider=...)``).
+        self.tracer_provider = tp
+        self.meter_provider = mp
 
     # -- spans ------------------------------------------------------------------------------
     def spans(self, name: str | None = None) -> list[Any]:
@@ -126,7 +129,7 @@ def capture() -> Iterator[Capture]:
     previous = T._injected
     T.inject(tp, mp)
     try:
-        yield Capture(exporter, reader)
+        yield Capture(exporter, reader, tp, mp)
     finally:
         if previous is None:
             T.uninject()

@@ -1,0 +1,106 @@
+"""With no OpenTelemetry SDK anywhere, agentrel is a cheap no-op (run in fresh interpreters,
+since the global providers can be set only once per process)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def run_py(code: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ""},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_unconfigured_tool_makes_no_span_or_instrument_call() -> None:
+    """Outside a run, an unconfigured @tool calls straight through: no tracer, no meter."""
+    out = run_py(
+        """
+        import sys, agentrel
+        from agentrel._runtime import T
+
+        class Spy:
+            calls = 0
+            def __getattr__(self, name):
+                Spy.calls += 1
+                raise AssertionError("touched " + name)
+
+        T.tracer = Spy()
+        for attr in ("tool_attempts", "execute_tool_duration", "tool_failures", "tokens"):
+            setattr(T, attr, Spy())
+
+        @agentrel.tool
+        def add(a, b):
+            return a + b
+
+        @agentrel.tool
+        async def aadd(a, b):
+            return a + b
+
+        import asyncio
+        assert add(1, 2) == 3
+        assert asyncio.run(aadd(2, 3)) == 5
+        assert list(agentrel.tool(lambda: iter([1]))()) == [1]
+        print(Spy.calls, T.active, "opentelemetry.sdk" in sys.modules)
+        """
+    )
+    assert out == "0 False False"
+
+
+def test_unconfigured_run_still_counts() -> None:
+    """Inside a run the handle's figures are right even with no SDK (no-op spans/metrics)."""
+    out = run_py(
+        """
+        import agentrel
+
+        @agentrel.tool
+        def flaky(n=[0]):
+            n[0] += 1
+            if n[0] == 1:
+                raise TimeoutError
+            return "ok"
+
+        with agentrel.run("r") as run:
+            try:
+                flaky()
+            except TimeoutError:
+                pass
+            flaky()
+        print(run.outcome, run.retry_depth, run.attempts)
+        """
+    )
+    assert out == "recovered 1 2"
+
+
+def test_provider_set_later_is_picked_up() -> None:
+    """An application that sets its SDK provider after decorating tools gets spans."""
+    out = run_py(
+        """
+        import agentrel
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        @agentrel.tool
+        def t():
+            return 1
+
+        t()
+        exporter = InMemorySpanExporter()
+        tp = TracerProvider()
+        tp.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(tp)
+        t()
+        print([s.name for s in exporter.get_finished_spans()])
+        """
+    )
+    assert out == "['execute_tool t']"
