@@ -177,7 +177,7 @@ def configure(
 
     A provider the application already set globally is used, never replaced. Bad arguments
     raise ``TypeError``/``ValueError`` here. Calling ``configure()`` again while a
-    configuration is live returns that configuration (updating cohorts and content capture).
+    configuration is live logs a warning and returns that configuration unchanged.
     """
     global _current
     allowed = _validate(
@@ -192,12 +192,15 @@ def configure(
         meter_provider,
     )
     with _lock:
+        if _current is not None:
+            logger.warning(
+                "agentrel.configure() called again while a configuration is live: the live "
+                "one is kept unchanged (call .shutdown() on it first to reconfigure)"
+            )
+            return _current
         T.cohorts = allowed
         T.capture_content = capture_content
         T.redact = redact
-        if _current is not None:
-            logger.info("agentrel.configure() called again: keeping the live configuration")
-            return _current
         cfg = Configuration()
         if tracer_provider is not None or meter_provider is not None:
             if prometheus_port is not None and meter_provider is not None:

@@ -1,0 +1,206 @@
+"""agentrel's overhead, as ratios measured in one process.
+
+    python bench/overhead.py            # full run (about a minute)
+    python bench/overhead.py --quick    # fewer rounds, for a smoke check
+
+Each line compares two variants of the same work, timed in interleaved rounds (A, B, A, B,
+...) so that machine noise hits both alike; the figure is the ratio of the per-call medians.
+Targets (from the issues) are printed beside each figure. Nothing here is asserted in tests:
+wall-clock figures are too noisy on shared machines.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+QUICK = "--quick" in sys.argv
+ROUNDS = 5 if QUICK else 15
+CALLS = 2_000 if QUICK else 10_000
+
+
+def per_call(fn: Callable[[int], Any], calls: int) -> float:
+    t0 = time.perf_counter_ns()
+    for i in range(calls):
+        fn(i)
+    return (time.perf_counter_ns() - t0) / calls
+
+
+def compare(
+    a: Callable[[int], Any], b: Callable[[int], Any], calls: int = CALLS
+) -> tuple[float, float, float]:
+    """Median ns/call of a and b over interleaved rounds, and their ratio a/b."""
+    per_call(a, calls // 10)
+    per_call(b, calls // 10)
+    ta, tb = [], []
+    gc.disable()
+    try:
+        for _ in range(ROUNDS):
+            ta.append(per_call(a, calls))
+            tb.append(per_call(b, calls))
+    finally:
+        gc.enable()
+    ma, mb = statistics.median(ta), statistics.median(tb)
+    return ma, mb, ma / mb
+
+
+def line(label: str, result: tuple[float, float, float], target: str) -> None:
+    a, b, ratio = result
+    print(f"{label:<58} {ratio:6.3f}   ({a:8.0f} ns ÷ {b:8.0f} ns)   target {target}")
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+def bench_unconfigured() -> None:
+    import agentrel
+
+    def work(x: int) -> int:
+        return x + 1
+
+    def plain_decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    line(
+        "unconfigured @tool ÷ plain functools wrapper",
+        compare(agentrel.tool(work), plain_decorator(work), CALLS * 10),
+        "≤ 3",
+    )
+
+
+def configure_sdk() -> Any:
+    """SDK providers as an application would have them: a span processor (batch, exporting
+    to nowhere) and a metric reader; agentrel and the hand-written code share them."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from agentrel._runtime import T
+
+    class Null(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tp = TracerProvider()
+    tp.add_span_processor(BatchSpanProcessor(Null(), max_queue_size=100_000))
+    mp = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    T.inject(tp, mp)
+    return tp, mp
+
+
+def bench_configured(tp: Any, mp: Any) -> None:
+    import agentrel
+    from opentelemetry import trace
+
+    def work(x: int) -> int:
+        return x + 1
+
+    tool = agentrel.tool(work)
+
+    tracer = tp.get_tracer("handwritten")
+    meter = mp.get_meter("handwritten")
+    counter = meter.create_counter("hw.calls")
+    hist = meter.create_histogram("hw.duration", unit="s")
+    span_attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "work"}
+    c_attrs = {"gen_ai.tool.name": "work", "agentrel.outcome": "success"}
+    h_attrs = {"gen_ai.tool.name": "work"}
+
+    def handwritten(x: int) -> int:
+        with tracer.start_as_current_span("execute_tool work", attributes=span_attrs) as span:
+            t0 = time.perf_counter()
+            try:
+                result = work(x)
+            except Exception as exc:
+                span.set_attribute("error.type", type(exc).__qualname__)
+                raise
+            counter.add(1, c_attrs)
+            hist.record(time.perf_counter() - t0, h_attrs)
+            return result
+
+    line(
+        "configured @tool ÷ hand-written OTel span+counter+histogram",
+        compare(tool, handwritten),
+        "≤ 1.10",
+    )
+
+    def in_run_tool(x: int) -> int:
+        with agentrel.run("bench"):
+            return tool(x)
+
+    def in_span_handwritten(x: int) -> int:
+        with tracer.start_as_current_span("invoke_agent bench"):
+            return handwritten(x)
+
+    line(
+        "configured run+@tool ÷ hand-written span around the above",
+        compare(in_run_tool, in_span_handwritten),
+        "(info)",
+    )
+    del trace
+
+
+def bench_memory() -> None:
+    import agentrel
+
+    @agentrel.tool
+    def work(x: int) -> int:
+        if x % 97 == 0:
+            raise ValueError
+        agentrel.record_tokens(input=3, output=2, model="m")
+        return x
+
+    def one_run(base: int) -> None:
+        with agentrel.run("mem", cohort="smb"):
+            for i in range(base, base + 100):
+                try:
+                    work(i)
+                except ValueError:
+                    pass
+
+    total = 100_000 if QUICK else 1_000_000
+    for r in range(100):  # warm-up: caches, attribute sets, allocator pools
+        one_run(r * 100)
+    gc.collect()
+    before = rss_bytes()
+    for r in range(total // 100):
+        one_run(r * 100)
+    gc.collect()
+    growth = rss_bytes() - before
+    print(f"{'RSS growth over ' + format(total, ',') + ' decorated calls in runs':<58} "
+          f"{growth / 1024:6.0f} KiB   target < 1024 KiB")  # fmt: skip
+
+
+def main() -> None:
+    print(f"agentrel overhead (python {sys.version.split()[0]}, {ROUNDS} rounds × {CALLS:,} calls)")
+    bench_unconfigured()
+    tp, mp = configure_sdk()
+    bench_configured(tp, mp)
+    bench_memory()
+    here = Path(__file__).resolve().parent
+    for extra in ("retry_overhead.py", "llm_overhead.py"):
+        path = here / extra
+        if path.exists():
+            import runpy
+
+            from agentrel._runtime import T
+
+            T.uninject()
+            sys.stdout.flush()
+            runpy.run_path(str(path), run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""configure(): validation at configuration time, never replacing providers, the endpoint,
+OTLP. Anything that sets global providers runs in a fresh interpreter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+import agentrel
+
+
+def run_py(code: str, **env: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        pytest.param({"prometheus_port": 70000}, ValueError, "0..65535", id="port-range"),
+        pytest.param({"prometheus_port": -1}, ValueError, "0..65535", id="port-negative"),
+        pytest.param({"prometheus_port": "9464"}, TypeError, "int", id="port-str"),
+        pytest.param({"prometheus_port": True}, TypeError, "int", id="port-bool"),
+        pytest.param({"prometheus_addr": "my host"}, ValueError, "IP address", id="addr"),
+        pytest.param({"otlp_endpoint": "collector:4318"}, ValueError, "http", id="otlp"),
+        pytest.param({"cohorts": "enterprise"}, TypeError, "iterable of str", id="cohorts-str"),
+        pytest.param({"cohorts": ["a", 3]}, TypeError, "cohort", id="cohorts-int"),
+        pytest.param({"service_name": ""}, TypeError, "service_name", id="service"),
+        pytest.param({"capture_content": "yes"}, TypeError, "capture_content", id="capture"),
+        pytest.param({"redact": "x"}, TypeError, "redact", id="redact"),
+        pytest.param({"tracer_provider": object()}, TypeError, "TracerProvider", id="tp"),
+        pytest.param({"meter_provider": 1}, TypeError, "MeterProvider", id="mp"),
+    ],
+)
+def test_bad_arguments_raise_at_configuration(
+    kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    """A bad argument is a clear TypeError/ValueError from configure() itself."""
+    with pytest.raises(error, match=match):
+        agentrel.configure(**kwargs)
+    assert agentrel.current_configuration() is None
+
+
+def test_never_replaces_application_providers() -> None:
+    """Providers the application set stay in place, and agentrel records into them."""
+    out = run_py(
+        """
+        import agentrel
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+        tp = TracerProvider(); tp.add_span_processor(SimpleSpanProcessor(exporter))
+        mp = MeterProvider(metric_readers=[reader])
+        trace.set_tracer_provider(tp); metrics.set_meter_provider(mp)
+        cfg = agentrel.configure(service_name="ignored")
+        assert trace.get_tracer_provider() is tp and metrics.get_meter_provider() is mp
+        assert not cfg.owns_tracer_provider and not cfg.owns_meter_provider
+
+        @agentrel.tool
+        def t():
+            return 1
+
+        with agentrel.run("app"):
+            t()
+        names = sorted(m.name for rm in reader.get_metrics_data().resource_metrics
+                       for sm in rm.scope_metrics for m in sm.metrics)
+        print(len(exporter.get_finished_spans()), "agentrel.run.retry_depth" in names)
+        assert agentrel.configure(prometheus_port=0) is cfg  # live config: returned as is
+        cfg.shutdown()
+        try:
+            agentrel.configure(prometheus_port=0)
+        except ValueError as e:
+            print("refused:", "already set" in str(e))
+        """
+    )
+    assert out.splitlines() == ["2 True", "refused: True"]
+
+
+def test_endpoint_service_name_and_idempotence() -> None:
+    """configure(prometheus_port=0) serves /metrics on 127.0.0.1 with OTEL_SERVICE_NAME in
+    target_info; a second configure() returns the same live configuration."""
+    out = run_py(
+        """
+        import urllib.request, agentrel
+        cfg = agentrel.configure(prometheus_port=0, cohorts=["smb"])
+        assert agentrel.configure(prometheus_port=0) is cfg
+        assert cfg.metrics_server.addr == "127.0.0.1"
+
+        @agentrel.tool
+        def t():
+            return 1
+
+        with agentrel.run("svc", cohort="smb"):
+            t()
+        with urllib.request.urlopen(cfg.prometheus_url, timeout=10) as r:
+            body = r.read().decode()
+        cfg.shutdown()
+        cfg.shutdown()  # idempotent
+        print('service_name="from-env"' in body)
+        from prometheus_client.parser import text_string_to_metric_families
+        print([(s.labels["agentrel_cohort"], s.labels["agentrel_outcome"], s.value)
+               for f in text_string_to_metric_families(body) for s in f.samples
+               if s.name == "agentrel_run_retry_depth_count"])
+        try:
+            urllib.request.urlopen(cfg.prometheus_url, timeout=2)
+            print("still up")
+        except OSError:
+            print("stopped")
+        """,
+        OTEL_SERVICE_NAME="from-env",
+    )
+    assert out.splitlines() == ["True", "[('smb', 'success', 1.0)]", "stopped"]
+
+
+def test_otlp_push_reaches_a_collector() -> None:
+    """With otlp_endpoint, spans and metrics are pushed over OTLP/HTTP to that address."""
+    out = run_py(
+        """
+        import threading, agentrel
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+        seen = []
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                seen.append(self.path)
+                self.send_response(200); self.end_headers()
+            def log_message(self, *a):
+                pass
+
+        srv = HTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        cfg = agentrel.configure(otlp_endpoint=f"http://127.0.0.1:{srv.server_port}")
+
+        @agentrel.tool
+        def t():
+            return 1
+
+        with agentrel.run("pushed"):
+            t()
+        cfg.force_flush()
+        cfg.shutdown()
+        srv.shutdown()
+        print(sorted(set(seen)))
+        """
+    )
+    assert out == "['/v1/metrics', '/v1/traces']"
+
+
+def test_otlp_env_endpoint_is_honoured() -> None:
+    """OTEL_EXPORTER_OTLP_ENDPOINT alone turns on OTLP export."""
+    out = run_py(
+        """
+        import agentrel
+        cfg = agentrel.configure()
+        print(cfg.otlp_endpoint, cfg.owns_meter_provider)
+        cfg.shutdown()
+        """,
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+    )
+    assert out == "http://127.0.0.1:9 True"
+
+
+def test_exporter_down_does_not_break_the_agent() -> None:
+    """An OTLP collector that is not there: runs complete, shutdown still returns."""
+    out = run_py(
+        """
+        import agentrel
+        cfg = agentrel.configure(otlp_endpoint="http://127.0.0.1:9")
+
+        @agentrel.tool
+        def t(x):
+            return x
+
+        with agentrel.run("r") as run:
+            total = sum(t(i) for i in range(100))
+        print(total, run.outcome)
+        """,
+        OTEL_EXPORTER_OTLP_TIMEOUT="1",
+        OTEL_BSP_EXPORT_TIMEOUT="1000",
+    )
+    assert out == "4950 success"
