@@ -102,8 +102,9 @@ def configure_sdk() -> Any:
 
 
 def bench_configured(tp: Any, mp: Any) -> None:
-    import agentrel
     from opentelemetry import trace
+
+    import agentrel
 
     def work(x: int) -> int:
         return x + 1

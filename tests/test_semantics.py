@@ -214,7 +214,10 @@ def test_reject_with_nothing_to_reject_is_ignored(
         agentrel.reject()
         agentrel.reject()
     assert (run.outcome, run.retry_depth) == ("success", 0)
-    assert sum("nothing" in r.message or "no successful call" in r.message for r in caplog.records) == 1
+    assert (
+        sum("nothing" in r.message or "no successful call" in r.message for r in caplog.records)
+        == 1
+    )
 
 
 def test_failure_when_flags_result(cap: testing.Capture) -> None:
@@ -432,3 +435,39 @@ def test_scripted_loops_property(plan: list[str], run_fails: bool) -> None:
             expected = "recovered" if failures else "success"
         assert run.outcome == expected
         assert cap.histogram(RD, {OUTCOME: expected}).sum == failures
+
+
+# --- the same scenarios, async ------------------------------------------------------------------
+def test_async_agent_loop_recovery_exact(cap: testing.Capture) -> None:
+    """Async tools in an async run: recovered, depth 2, 3 attempts, amplification 3.0."""
+    import asyncio
+
+    body = script(TimeoutError(), ConnectionError(), "ok")
+
+    @agentrel.tool
+    async def fetch() -> Any:
+        await asyncio.sleep(0)
+        agentrel.record_tokens(input=10, output=10, model="m")
+        return body()
+
+    async def main() -> agentrel.Run:
+        async with agentrel.run("async-agent", cohort=None) as run:
+            for _ in range(3):
+                try:
+                    await fetch()
+                    break
+                except (TimeoutError, ConnectionError):
+                    continue
+        return run
+
+    run = asyncio.run(main())
+    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 2, 3)
+    assert (run.useful_tokens, run.wasted_tokens, run.token_amplification) == (20, 40, 3.0)
+    assert cap.counter(TF, {ABSORBED: "true"}) == 2
+    assert cap.counter(TF, {ERROR_TYPE: "ConnectionError"}) == 1
+    h = cap.histogram(RD, {AGENT: "async-agent", OUTCOME: "recovered"})
+    assert (h.count, h.sum, h.buckets) == (1, 2, {2.0: 1})
+    amp = cap.histogram(AMP)
+    assert (amp.count, amp.sum, amp.buckets) == (1, 3.0, {3.0: 1})
+    a = cap.histogram(RA)
+    assert (a.count, a.sum, a.buckets) == (1, 3, {3.0: 1})

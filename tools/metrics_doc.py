@@ -15,13 +15,16 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
 BEGIN = "<!-- BEGIN GENERATED: tools/metrics_doc.py -->"
 END = "<!-- END GENERATED -->"
 
+_COHORT_VALUES = (
+    "cohort from the `configure(cohorts=)` allowlist; `other` if not listed; `none` if not given"
+)
 LABELS = [
     (cat.AGENT, "agent (run) name, from code: `@agentrel.agent(name)` / `agentrel.run(name)`"),
     (cat.TOOL, "tool or LLM-call name, from code (`@agentrel.tool(name=)`, `chat {model}`)"),
     (cat.OUTCOME, "`success`, `recovered`, `exhausted`, `failed`"),
     (
         cat.COHORT,
-        "cohort from the `configure(cohorts=)` allowlist; `other` if not listed; `none` if not given",
+        _COHORT_VALUES,
     ),
     (
         cat.ERROR_TYPE,
@@ -41,8 +44,12 @@ LABELS = [
 
 
 def render() -> str:
-    out = [BEGIN, "", "| OpenTelemetry name | Prometheus series | kind | unit | attributes | buckets |",
-           "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    out = [
+        BEGIN,
+        "",
+        "| OpenTelemetry name | Prometheus series | kind | unit | attributes | buckets |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for m in cat.METRICS:
         prom = m.prometheus_name
         series = f"`{prom}`" if m.kind == "counter" else f"`{prom}_bucket`/`_sum`/`_count`"

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import Any, TypeVar, overload
 
 from . import _catalogue as cat
+from ._content import set_content
 from ._registry import ToolInfo, register
 from ._runtime import T, telemetry_error
 from ._scopes import (
@@ -57,6 +58,22 @@ def _end(call: Call, tokens: Any, exc: BaseException | None, flagged: bool) -> N
             telemetry_error("call.context", err)
 
 
+def _capture_args(call: Call, args: Any, kwargs: Any) -> None:
+    try:
+        if call.spec.kind == "tool":
+            set_content(call.span, "gen_ai.tool.call.arguments", {"args": args, "kwargs": kwargs})
+    except Exception as exc:
+        telemetry_error("capture", exc)
+
+
+def _capture_result(call: Call, result: Any) -> None:
+    try:
+        if call.spec.kind == "tool":
+            set_content(call.span, "gen_ai.tool.call.result", result)
+    except Exception as exc:
+        telemetry_error("capture", exc)
+
+
 def _flagged(pred: Callable[[Any], Any] | None, result: Any) -> bool:
     if pred is None:
         return False
@@ -96,11 +113,15 @@ def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any
             if begun is None:
                 return await fn(*args, **kwargs)
             call, tokens = begun
+            if T.capture_content:
+                _capture_args(call, args, kwargs)
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
                 _end(call, tokens, exc, False)
                 raise
+            if T.capture_content:
+                _capture_result(call, result)
             _end(call, tokens, None, _flagged(pred, result))
             return result
 
@@ -117,11 +138,15 @@ def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any
         if begun is None:
             return fn(*args, **kwargs)
         call, tokens = begun
+        if T.capture_content:
+            _capture_args(call, args, kwargs)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             _end(call, tokens, exc, False)
             raise
+        if T.capture_content:
+            _capture_result(call, result)
         _end(call, tokens, None, _flagged(pred, result))
         return result
 
@@ -472,6 +497,18 @@ def _usage_pair(usage: object) -> tuple[int, int]:
     )
 
 
+@overload
+def llm(wrapped: F, /) -> F: ...
+@overload
+def llm(
+    wrapped: None = None,
+    /,
+    *,
+    model: str | None = None,
+    provider: str | None = None,
+    name: str | None = None,
+    usage: Callable[[Any], object] | None = None,
+) -> Callable[[F], F]: ...
 def llm(
     wrapped: Any = None,
     /,
@@ -529,6 +566,12 @@ def _check_run_args(name: object, cohort: object, token_budget: object) -> None:
         raise ValueError(f"token_budget must be a positive int, got {token_budget!r}")
 
 
+@overload
+def agent(name: F, /) -> F: ...
+@overload
+def agent(
+    name: str | None = None, /, *, cohort: str | None = None, token_budget: int | None = None
+) -> Callable[[F], F]: ...
 def agent(
     name: Any = None, /, *, cohort: str | None = None, token_budget: int | None = None
 ) -> Any:
@@ -540,6 +583,8 @@ def agent(
     if callable(name) and not isinstance(name, str):
         fn = name
         return agent(getattr(fn, "__name__", "agent"), cohort=cohort, token_budget=token_budget)(fn)
+    if name is None:
+        raise TypeError("@agentrel.agent(...) needs a name: @agentrel.agent('support')")
     _check_run_args(name, cohort, token_budget)
 
     def make(fn: Callable[..., Any]) -> Any:

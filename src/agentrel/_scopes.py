@@ -27,6 +27,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from . import _catalogue as cat
+from ._content import content
 from ._runtime import T, telemetry_error, warn_once
 
 _RUN: ContextVar[Run | None] = ContextVar("agentrel.run", default=None)
@@ -308,7 +309,7 @@ class Call:
                     f = self._failures = {}
                 key = (self.spec.name, et)
                 f[key] = f.get(key, 0) + 1
-        self._attempt_event(duration, et)
+        self._attempt_event(duration, et, exc)
 
     def attempt_succeeded(self) -> None:
         """Close the open attempt as successful."""
@@ -326,7 +327,9 @@ class Call:
             with self.run._lock:
                 self.run.recovery_time += seconds
 
-    def _attempt_event(self, duration: float, etype: str | None) -> None:
+    def _attempt_event(
+        self, duration: float, etype: str | None, exc: BaseException | None = None
+    ) -> None:
         span = self.span
         if span is None or not span.is_recording():
             return
@@ -336,6 +339,10 @@ class Call:
         }
         if etype is not None:
             attrs[cat.ERROR_TYPE] = etype
+        if exc is not None and T.capture_content:
+            message = content(str(exc))
+            if message is not None:
+                attrs["exception.message"] = message
         if self._delay is not None:
             attrs["agentrel.retry.delay"] = self._delay
             self._delay = None
@@ -656,6 +663,10 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
                 et = error_type(exc)
                 sattrs[cat.ERROR_TYPE] = et
                 span.set_status(Status(StatusCode.ERROR, et))
+                if T.capture_content:
+                    message = content(str(exc))
+                    if message is not None:
+                        sattrs["exception.message"] = message
             span.set_attributes(sattrs)
         span.end()
 
