@@ -82,7 +82,10 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     "attr", ["tool_attempts", "execute_tool_duration", "run_retry_depth", "tool_failures"]
 )
 def test_raising_meter(
-    cap: testing.Capture, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, attr: str
+    cap: testing.Capture,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    attr: str,
 ) -> None:
     """An instrument that raises on every call: the host sees nothing; one log line per site."""
     broken = RaisingInstrument()
@@ -106,9 +109,13 @@ def test_raising_tracer(
     caplog.set_level(logging.WARNING, "agentrel")
     _exercise(*_tools())
     errors = agentrel.telemetry_errors()
-    # 3 runs x (run start + 3 calls) = 12 failed starts
-    assert errors == {"run.start": 3, "call.start": 9}
+    # 3 runs x (run start + 3 calls) = 12 failed span starts
+    assert errors == {"run.start": 3, "call.span": 9}
     assert len(_warnings(caplog)) == 2
+    # Spans are lost, counts are not: 3 runs, each with one absorbed failure.
+    depth = cap.histogram("agentrel.run.retry_depth", {"agentrel.outcome": "recovered"})
+    assert (depth.count, depth.sum) == (3, 3)
+    assert cap.histogram("agentrel.tool.attempts").count == 9
 
 
 class RaisingExporter(SpanExporter):

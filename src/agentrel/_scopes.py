@@ -389,11 +389,14 @@ def start_call(spec: CallSpec) -> Call:
     if parent is not None and parent.failed_attempts + parent.inner_failures:
         parent.retried = True
     if T.active:
-        span = T.tracer.start_span(
-            spec.span_name, kind=SpanKind.INTERNAL, attributes=spec.span_attrs
-        )
-        call.span = span
-        call._ctx = trace.set_span_in_context(span)
+        try:
+            span = T.tracer.start_span(
+                spec.span_name, kind=SpanKind.INTERNAL, attributes=spec.span_attrs
+            )
+            call.span = span
+            call._ctx = trace.set_span_in_context(span)
+        except Exception as exc:  # a broken tracer costs the span, not the counts
+            telemetry_error("call.span", exc)
     call.begin_attempt()
     return call
 
