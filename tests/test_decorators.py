@@ -260,3 +260,26 @@ def test_bad_arguments_fail_at_decoration(make: Any, error: type[Exception]) -> 
     """Mistakes surface when the code is decorated, not at the first call."""
     with pytest.raises(error):
         make()
+
+
+def test_span_kinds(cap: testing.Capture) -> None:
+    """GenAI semconv: chat spans are CLIENT, tool and agent spans INTERNAL."""
+    from opentelemetry.trace import SpanKind
+
+    @agentrel.llm(model="m")
+    def ask() -> str:
+        return "a"
+
+    @agentrel.tool
+    def t() -> int:
+        return 1
+
+    with agentrel.run("k"):
+        ask()
+        t()
+    kinds = {s.name: s.kind for s in cap.spans()}
+    assert kinds == {
+        "chat m": SpanKind.CLIENT,
+        "execute_tool t": SpanKind.INTERNAL,
+        "invoke_agent k": SpanKind.INTERNAL,
+    }

@@ -63,6 +63,7 @@ class CallSpec:
         "name",
         "provider",
         "span_attrs",
+        "span_kind",
         "span_name",
         "system",
     )
@@ -85,6 +86,8 @@ class CallSpec:
             f"chat {model}" if kind == "llm" and model else f"execute_tool {name}"
         )
         self.span_attrs = dict(span_attrs or {})
+        # GenAI semconv: an inference span is CLIENT; tools and chains are INTERNAL.
+        self.span_kind = SpanKind.CLIENT if kind == "llm" else SpanKind.INTERNAL
         self.idempotent = idempotent
         self.system = system
         self.model = model
@@ -227,6 +230,7 @@ class Call:
         "failed_attempts",
         "inner_failures",
         "parent",
+        "response_model",
         "retried",
         "run",
         "span",
@@ -245,6 +249,8 @@ class Call:
         self.retried = False
         self.error_type: str | None = None
         self.adoptable = False
+        #: the model that answered (LLM calls; set by instrumented clients), for semconv.
+        self.response_model: str | None = None
         self._adopted = False
         self._open = False
         self._attempt_start = 0.0
@@ -391,7 +397,7 @@ def start_call(spec: CallSpec) -> Call:
     if T.active:
         try:
             span = T.tracer.start_span(
-                spec.span_name, kind=SpanKind.INTERNAL, attributes=spec.span_attrs
+                spec.span_name, kind=spec.span_kind, attributes=spec.span_attrs
             )
             call.span = span
             call._ctx = trace.set_span_in_context(span)
@@ -505,6 +511,10 @@ def _record_llm_semconv(call: Call, duration: float, failed: bool) -> None:
         base[cat.PROVIDER] = spec.provider
     if spec.model:
         base[cat.REQUEST_MODEL] = spec.model
+    if call.response_model:
+        base[cat.RESPONSE_MODEL] = call.response_model
+        if call.span is not None and call.span.is_recording():
+            call.span.set_attribute(cat.RESPONSE_MODEL, call.response_model)
     if failed:
         T.client_operation_duration.record(duration, {**base, cat.ERROR_TYPE: call.error_type})
     else:

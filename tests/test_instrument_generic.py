@@ -1,0 +1,129 @@
+"""agentrel.instrument(obj, tools={...}) for any client object, and import hygiene."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+
+import agentrel
+from agentrel import testing
+
+
+class SearchClient:
+    """A client an agent uses (no SDK agentrel knows)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.region = "eu"
+
+    def search(self, q: str) -> list[str]:
+        """Search the knowledge base."""
+        self.calls += 1
+        if q == "boom":
+            raise TimeoutError("kb timed out")
+        return [q]
+
+    async def fetch(self, doc: str) -> dict[str, str]:
+        return {"error": "missing"} if doc == "gone" else {"doc": doc}
+
+    def refund(self, order: str) -> str:
+        return order
+
+
+TOOLS = {
+    "search": {"system": "kb", "owner": "search-oncall"},
+    "fetch": {"system": "kb", "failure_when": lambda r: "error" in r},
+    "refund": {"name": "stripe_refund", "system": "stripe", "idempotent": False},
+}
+
+
+def test_named_methods_become_tools(cap: testing.Capture) -> None:
+    """Each named method is a tool call with its metadata; the rest is the object's own."""
+    kb = agentrel.instrument(SearchClient(), tools=TOOLS)
+    assert isinstance(kb, SearchClient)
+    assert kb.region == "eu"
+    with agentrel.run("support"):
+        with pytest.raises(TimeoutError):
+            kb.search("boom")
+        assert kb.search("q") == ["q"]
+    assert kb.calls == 2
+    failures = {"gen_ai.tool.name": "search", "error.type": "TimeoutError"}
+    assert cap.counter("agentrel.tool.failures", {**failures, "agentrel.absorbed": "true"}) == 1
+    assert cap.histogram("agentrel.tool.attempts", {"agentrel.outcome": "success"}).count == 1
+    depth = cap.histogram("agentrel.run.retry_depth", {"agentrel.outcome": "recovered"})
+    assert (depth.count, depth.sum) == (1, 1)
+    span = cap.spans("execute_tool search")[0]
+    assert span.attributes["agentrel.tool.system"] == "kb"
+    assert span.attributes["agentrel.tool.owner"] == "search-oncall"
+    assert span.attributes["gen_ai.tool.description"] == "Search the knowledge base."
+
+
+def test_async_method_and_failure_when(cap: testing.Capture) -> None:
+    """Async methods stay async; failure_when flags a result without changing it."""
+    kb = agentrel.instrument(SearchClient(), tools=TOOLS)
+
+    async def main() -> dict[str, str]:
+        async with agentrel.run("support"):
+            return await kb.fetch("gone")
+
+    assert asyncio.run(main()) == {"error": "missing"}
+    assert (
+        cap.counter(
+            "agentrel.tool.failures",
+            {"gen_ai.tool.name": "fetch", "error.type": "result_flagged"},
+        )
+        == 1
+    )
+
+
+def test_renamed_non_idempotent_tool(cap: testing.Capture) -> None:
+    """name= renames the tool; idempotent=False is on its span."""
+    kb = agentrel.instrument(SearchClient(), tools=TOOLS)
+    assert kb.refund("o-1") == "o-1"
+    [span] = cap.spans("execute_tool stripe_refund")
+    assert span.attributes["agentrel.tool.idempotent"] is False
+
+
+def test_twice_is_a_no_op_and_uninstrument() -> None:
+    """Instrumenting the proxy again returns it; uninstrument returns the object."""
+    obj = SearchClient()
+    kb = agentrel.instrument(obj, tools=TOOLS)
+    assert agentrel.instrument(kb, tools=TOOLS) is kb
+    assert agentrel.uninstrument(kb) is obj
+
+
+@pytest.mark.parametrize(
+    ("tools", "match"),
+    [
+        pytest.param({"nope": {}}, "not a method", id="missing-method"),
+        pytest.param({"region": {}}, "not a method", id="not-callable"),
+        pytest.param({"search": {"colour": "red"}}, "unknown metadata", id="unknown-key"),
+        pytest.param({"search": {"idempotent": "yes"}}, "idempotent", id="bad-value"),
+        pytest.param({}, "non-empty", id="empty"),
+    ],
+)
+def test_bad_tools_fail_at_instrument_time(tools: dict[str, object], match: str) -> None:
+    """Bad tool metadata is a TypeError when instrumenting, not at the first call."""
+    with pytest.raises(TypeError, match=match):
+        agentrel.instrument(SearchClient(), tools=tools)  # type: ignore[arg-type]
+
+
+def test_unknown_client_without_tools_is_a_type_error() -> None:
+    """An object agentrel does not know needs tools=."""
+    with pytest.raises(TypeError, match="tools="):
+        agentrel.instrument(SearchClient())
+
+
+def test_importing_agentrel_imports_no_sdk() -> None:
+    """import agentrel (and touching instrument) loads neither openai nor anthropic."""
+    code = (
+        "import sys, agentrel\n"
+        "agentrel.instrument\n"
+        "import agentrel.integrations\n"
+        "bad = [m for m in ('openai', 'anthropic', 'httpx', 'httpx2') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
