@@ -1,0 +1,1 @@
+"""Optional integrations: retry libraries and LLM SDKs (each imports its library lazily)."""

@@ -1,0 +1,574 @@
+"""tenacity integration: real tenacity retries, exact attempts, outcomes, failures and waits."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import tenacity
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    Retrying,
+    retry,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+    wait_fixed,
+)
+
+import agentrel
+from agentrel import testing
+from agentrel.integrations import tenacity as agentrel_tenacity
+
+TOOL_ATTEMPTS = "agentrel.tool.attempts"
+FAILURES = "agentrel.tool.failures"
+DELAY = "agentrel.retry.delay"
+DEPTH = "agentrel.run.retry_depth"
+RUN_ATTEMPTS = "agentrel.run.attempts"
+
+
+@pytest.fixture(autouse=True)
+def _instrumented() -> Iterator[None]:
+    agentrel_tenacity.instrument()
+    yield
+    agentrel_tenacity.uninstrument()
+
+
+class Script:
+    """Raises (or returns) the scripted values in order, then returns ``final``."""
+
+    def __init__(self, *steps: Any, final: Any = "ok") -> None:
+        self.steps = list(steps)
+        self.final = final
+        self.calls = 0
+        self.raised: list[BaseException] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.steps:
+            step = self.steps.pop(0)
+            if isinstance(step, BaseException):
+                self.raised.append(step)
+                raise step
+            return step
+        return self.final
+
+
+class Sleeps:
+    """A tenacity ``sleep=`` that records the waits instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+class AsyncSleeps(Sleeps):
+    async def __call__(self, seconds: float) -> None:  # type: ignore[override]
+        self.waits.append(seconds)
+
+
+def snapshot(cap: testing.Capture) -> dict[str, list[tuple[Any, ...]]]:
+    """Every agentrel metric point, durations reduced to their count (they are timings)."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for name in sorted(cap.metric_names()):
+        rows = []
+        for attrs, p in cap.points(name):
+            key = tuple(sorted(attrs.items()))
+            if hasattr(p, "bucket_counts"):
+                timed = name.endswith("duration") or name.endswith("recovery_time")
+                rows.append((key, p.count, None if timed else p.sum))
+            else:
+                rows.append((key, p.value))
+        out[name] = sorted(rows)
+    return out
+
+
+# --- stacking order -------------------------------------------------------------------------------
+def _stack_sync(order: str, script: Script, sleeps: Sleeps) -> Callable[[], Any]:
+    r = retry(wait=wait_fixed(0.25), stop=stop_after_attempt(5), sleep=sleeps, reraise=True)
+    t = agentrel.tool("search", system="kb")
+    if order == "tool_outside":
+        return t(r(script))  # type: ignore[no-any-return]
+    return r(t(script))  # type: ignore[no-any-return]
+
+
+def _stack_async(order: str, script: Script, sleeps: AsyncSleeps) -> Callable[[], Any]:
+    async def search() -> Any:
+        return script()
+
+    r = retry(wait=wait_fixed(0.25), stop=stop_after_attempt(5), sleep=sleeps, reraise=True)
+    t = agentrel.tool("search", system="kb")
+    if order == "tool_outside":
+        return t(r(search))  # type: ignore[no-any-return]
+    return r(t(search))  # type: ignore[no-any-return]
+
+
+ORDERS = [
+    pytest.param("tool_outside", id="tool-outside-retry"),
+    pytest.param("tool_inside", id="tool-inside-retry"),
+]
+
+
+def _recovered_scenario(order: str, is_async: bool) -> dict[str, list[tuple[Any, ...]]]:
+    script = Script(TimeoutError("a"), ConnectionError("b"))
+    with testing.capture() as cap:
+        if is_async:
+            sleeps: Sleeps = AsyncSleeps()
+            fn = _stack_async(order, script, sleeps)  # type: ignore[arg-type]
+
+            async def main() -> Any:
+                async with agentrel.run("support") as run:
+                    value = await fn()
+                return value, run
+
+            value, run = asyncio.run(main())
+        else:
+            sleeps = Sleeps()
+            fn = _stack_sync(order, script, sleeps)
+            with agentrel.run("support") as run:
+                value = fn()
+        assert value == "ok"
+        assert script.calls == 3
+        assert sleeps.waits == [0.25, 0.25]
+        assert (run.outcome, run.attempts, run.retry_depth) == ("recovered", 3, 2)
+        h = cap.histogram(
+            TOOL_ATTEMPTS, {"gen_ai.tool.name": "search", "agentrel.outcome": "recovered"}
+        )
+        assert (h.count, h.sum) == (1, 3)
+        assert (
+            cap.counter(FAILURES, {"error.type": "TimeoutError", "agentrel.absorbed": "true"}) == 1
+        )
+        assert (
+            cap.counter(FAILURES, {"error.type": "ConnectionError", "agentrel.absorbed": "true"})
+            == 1
+        )
+        assert cap.counter(FAILURES) == 2
+        d = cap.histogram(DELAY, {"gen_ai.tool.name": "search"})
+        assert (d.count, d.sum) == (2, 0.5)
+        depth = cap.histogram(DEPTH, {"agentrel.outcome": "recovered"})
+        assert (depth.count, depth.sum, depth.buckets) == (1, 2, {2.0: 1})
+        spans = [s.name for s in cap.spans()]
+        assert spans == ["execute_tool search", "invoke_agent support"]
+        tool_span = cap.spans("execute_tool search")[0]
+        events = [e for e in tool_span.events if e.name == "agentrel.attempt"]
+        assert [e.attributes["agentrel.attempt.number"] for e in events] == [1, 2, 3]
+        assert [e.attributes.get("error.type") for e in events] == [
+            "TimeoutError",
+            "ConnectionError",
+            None,
+        ]
+        assert [e.attributes.get("agentrel.retry.delay") for e in events] == [None, 0.25, 0.25]
+        return snapshot(cap)
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_same_metrics_whatever_the_decorator_order(is_async: bool) -> None:
+    """@agentrel.tool outside or inside @retry: identical metrics, exact values."""
+    outside = _recovered_scenario("tool_outside", is_async)
+    testing.reset()
+    inside = _recovered_scenario("tool_inside", is_async)
+    assert outside == inside
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_order_does_not_change_an_exhausted_retry(order: str) -> None:
+    """Exhaustion (reraise=True) in both orders: 3 failures, none absorbed, the last raises."""
+    script = Script(TimeoutError("1"), TimeoutError("2"), TimeoutError("3"))
+    sleeps = Sleeps()
+    r = retry(wait=wait_fixed(0.1), stop=stop_after_attempt(3), sleep=sleeps, reraise=True)
+    t = agentrel.tool("search")
+    fn = t(r(script)) if order == "tool_outside" else r(t(script))
+    with testing.capture() as cap:
+        with pytest.raises(TimeoutError) as info, agentrel.run("support") as run:
+            fn()
+        assert info.value is script.raised[-1]
+        assert (run.outcome, run.attempts, run.retry_depth) == ("exhausted", 3, 3)
+        h = cap.histogram(TOOL_ATTEMPTS, {"agentrel.outcome": "exhausted"})
+        assert (h.count, h.sum) == (1, 3)
+        assert cap.counter(FAILURES, {"agentrel.absorbed": "false"}) == 3
+        assert cap.counter(FAILURES, {"agentrel.absorbed": "true"}) == 0
+        assert cap.histogram(DELAY).sum == pytest.approx(0.2)
+        assert cap.histogram(DELAY).count == 2
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_flagged_last_attempt_of_an_adopted_tool_fails_the_call(order: str) -> None:
+    """A tool's failure_when flagging the (only) attempt: failed in both orders."""
+    r = retry(stop=stop_after_attempt(3), sleep=Sleeps())
+    t = agentrel.tool("search", failure_when=lambda v: v == "")
+    fn = t(r(Script(final=""))) if order == "tool_outside" else r(t(Script(final="")))
+    with testing.capture() as cap:
+        with agentrel.run("support") as run:
+            assert fn() == ""
+        assert run.retry_depth == 1
+        h = cap.histogram(TOOL_ATTEMPTS, {"agentrel.outcome": "failed"})
+        assert (h.count, h.sum) == (1, 1)
+        assert cap.counter(FAILURES, {"error.type": "result_flagged"}) == 1
+
+
+# --- outcomes -------------------------------------------------------------------------------------
+def test_reraise_false_does_not_count_retry_error(cap: testing.Capture) -> None:
+    """RetryError is what propagates, but the failures are the three TimeoutErrors."""
+    script = Script(TimeoutError(), TimeoutError(), TimeoutError())
+    fn = retry(stop=stop_after_attempt(3), sleep=Sleeps())(script)
+    with pytest.raises(RetryError) as info, agentrel.run("support") as run:
+        fn()
+    assert info.value.last_attempt.exception() is script.raised[-1]
+    assert (run.outcome, run.retry_depth, run.attempts) == ("exhausted", 3, 3)
+    assert cap.counter(FAILURES, {"error.type": "TimeoutError"}) == 3
+    assert cap.counter(FAILURES, {"error.type": "RetryError"}) == 0
+    name = f"{__name__}.Script"
+    h = cap.histogram(TOOL_ATTEMPTS, {"gen_ai.tool.name": name, "agentrel.outcome": "exhausted"})
+    assert (h.count, h.sum) == (1, 3)
+    span = cap.spans(f"execute_tool {name}")[0]
+    assert span.attributes["error.type"] == "TimeoutError"
+
+
+def test_retry_if_result_counts_result_flagged(cap: testing.Capture) -> None:
+    """A result-based retry is a failed attempt with error.type result_flagged."""
+    script = Script(None, None, final="ok")
+
+    @agentrel.tool("lookup")
+    @retry(retry=retry_if_result(lambda r: r is None), stop=stop_after_attempt(5), sleep=Sleeps())
+    def lookup() -> Any:
+        return script()
+
+    with agentrel.run("support") as run:
+        assert lookup() == "ok"
+    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 2, 3)
+    assert cap.counter(FAILURES, {"error.type": "result_flagged", "agentrel.absorbed": "true"}) == 2
+
+
+def test_result_retry_exhausted_raises_retry_error(cap: testing.Capture) -> None:
+    """retry_if_result until stop: RetryError, 2 result_flagged failures, exhausted."""
+    fn = retry(
+        retry=retry_if_result(lambda r: r is None), stop=stop_after_attempt(2), sleep=Sleeps()
+    )(Script(final=None))
+    with pytest.raises(RetryError), agentrel.run("support") as run:
+        fn()
+    assert (run.outcome, run.retry_depth) == ("exhausted", 2)
+    assert cap.counter(FAILURES, {"error.type": "result_flagged"}) == 2
+    assert cap.histogram(TOOL_ATTEMPTS, {"agentrel.outcome": "exhausted"}).sum == 2
+
+
+def test_non_retryable_error_first_attempt_is_failed(cap: testing.Capture) -> None:
+    """An error the strategy does not retry, on attempt 1: failed, one attempt."""
+    script = Script(ValueError("bad input"))
+    fn = retry(retry=retry_if_exception_type(TimeoutError), sleep=Sleeps())(script)
+    with pytest.raises(ValueError) as info, agentrel.run("support") as run:
+        fn()
+    assert info.value is script.raised[0]
+    assert (run.outcome, run.retry_depth, run.attempts) == ("failed", 1, 1)
+    assert cap.histogram(TOOL_ATTEMPTS, {"agentrel.outcome": "failed"}).count == 1
+    assert cap.histogram(DELAY).count == 0
+
+
+def test_non_retryable_error_after_a_retry_is_exhausted(cap: testing.Capture) -> None:
+    """A retry, then an error the strategy does not retry: exhausted after 2 attempts."""
+    fn = retry(retry=retry_if_exception_type(TimeoutError), sleep=Sleeps())(
+        Script(TimeoutError(), ValueError())
+    )
+    with pytest.raises(ValueError), agentrel.run("support") as run:
+        fn()
+    assert (run.outcome, run.retry_depth, run.attempts) == ("exhausted", 2, 2)
+    assert cap.counter(FAILURES, {"error.type": "TimeoutError", "agentrel.absorbed": "false"}) == 1
+    assert cap.counter(FAILURES, {"error.type": "ValueError", "agentrel.absorbed": "false"}) == 1
+
+
+def test_retry_error_callback_value_is_recovered(cap: testing.Capture) -> None:
+    """retry_error_callback answering after the last failure: a substitute served, recovered."""
+    fn = retry(
+        stop=stop_after_attempt(2), sleep=Sleeps(), retry_error_callback=lambda rs: "default"
+    )(Script(TimeoutError(), TimeoutError()))
+    with agentrel.run("support") as run:
+        assert fn() == "default"
+    assert (run.outcome, run.retry_depth) == ("recovered", 2)
+    assert cap.histogram(TOOL_ATTEMPTS, {"agentrel.outcome": "recovered"}).sum == 2
+
+
+def test_first_try_success_is_one_attempt(cap: testing.Capture) -> None:
+    """No failure: success, one attempt, no delay, no failure."""
+    fn = retry(sleep=Sleeps())(Script())
+    with agentrel.run("support") as run:
+        assert fn() == "ok"
+    assert (run.outcome, run.retry_depth, run.attempts) == ("success", 0, 1)
+    h = cap.histogram(TOOL_ATTEMPTS, {"agentrel.outcome": "success"})
+    assert (h.count, h.sum) == (1, 1)
+    assert cap.counter(FAILURES) == 0
+    assert cap.histogram(DELAY).count == 0
+
+
+def test_outside_a_run_the_call_decides_absorption(cap: testing.Capture) -> None:
+    """No run: the call's own success marks its failures absorbed."""
+    fn = retry(sleep=Sleeps())(Script(TimeoutError()))
+    assert fn() == "ok"
+    assert cap.counter(FAILURES, {"agentrel.absorbed": "true"}) == 1
+    assert cap.histogram(DEPTH).count == 0
+
+
+# --- waits ----------------------------------------------------------------------------------------
+def test_delays_are_the_values_tenacity_computed(cap: testing.Capture) -> None:
+    """wait_exponential: every recorded delay equals what tenacity slept, exactly."""
+    sleeps = Sleeps()
+    fn = retry(
+        wait=wait_exponential(multiplier=0.1, exp_base=3), stop=stop_after_attempt(5), sleep=sleeps
+    )(Script(*[TimeoutError() for _ in range(4)]))
+    with agentrel.run("support"):
+        fn()
+    assert len(sleeps.waits) == 4
+    points = cap.points(DELAY)
+    assert len(points) == 1
+    _, p = points[0]
+    assert p.count == 4
+    assert p.sum == sum(sleeps.waits)
+    assert p.min == min(sleeps.waits)
+    assert p.max == max(sleeps.waits)
+
+
+# --- Retrying and AsyncRetrying, called and iterated ----------------------------------------------
+def test_retrying_called_directly(cap: testing.Capture) -> None:
+    """Retrying(...)(fn): named after fn, recovered after one retry."""
+    script = Script(TimeoutError())
+    with agentrel.run("support") as run:
+        assert Retrying(sleep=Sleeps(), wait=wait_fixed(0.5))(script) == "ok"
+    assert (run.outcome, run.retry_depth) == ("recovered", 1)
+    name = f"{__name__}.Script"
+    assert cap.histogram(DELAY, {"gen_ai.tool.name": name}).sum == 0.5
+
+
+def _iterate(script: Script, sleeps: Sleeps) -> Any:
+    for attempt in Retrying(wait=wait_fixed(0.125), stop=stop_after_attempt(4), sleep=sleeps):
+        with attempt:
+            value = script()
+    return value
+
+
+def test_retrying_iterated_names_the_loop_owner(cap: testing.Capture) -> None:
+    """for attempt in Retrying(): the call is named after the function running the loop."""
+    with agentrel.run("support") as run:
+        assert _iterate(Script(TimeoutError(), TimeoutError()), Sleeps()) == "ok"
+    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 2, 3)
+    name = f"{__name__}._iterate"
+    h = cap.histogram(TOOL_ATTEMPTS, {"gen_ai.tool.name": name, "agentrel.outcome": "recovered"})
+    assert (h.count, h.sum) == (1, 3)
+    assert cap.histogram(DELAY, {"gen_ai.tool.name": name}).sum == 0.25
+
+
+def test_retrying_iterated_with_return_inside_the_attempt(cap: testing.Capture) -> None:
+    """return inside ``with attempt``: the call still ends, recovered, before the run does."""
+    script = Script(TimeoutError())
+
+    def fetch() -> Any:
+        for attempt in Retrying(stop=stop_after_attempt(3), sleep=Sleeps(), name="fetch"):
+            with attempt:
+                return script()
+        return None
+
+    with agentrel.run("support"):
+        assert fetch() == "ok"
+        h = cap.histogram(TOOL_ATTEMPTS, {"gen_ai.tool.name": "fetch"})
+        assert (h.count, h.sum) == (1, 2)  # recorded before the run ended
+    assert cap.histogram(TOOL_ATTEMPTS, {"agentrel.outcome": "recovered"}).count == 1
+    assert agentrel.current_run() is None
+    assert agentrel_tenacity._PENDING.get() is None
+
+
+def test_tool_inside_an_iterated_retry_adopts_the_call(cap: testing.Capture) -> None:
+    """An @agentrel.tool inside ``with attempt`` becomes the call: one call, named by the tool."""
+    script = Script(TimeoutError(), TimeoutError())
+    search = agentrel.tool("search")(script)
+    with agentrel.run("support") as run:
+        for attempt in Retrying(stop=stop_after_attempt(5), sleep=Sleeps()):
+            with attempt:
+                search()
+    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 2, 3)
+    assert cap.label_sets(TOOL_ATTEMPTS) == [
+        {"gen_ai.tool.name": "search", "agentrel.outcome": "recovered"}
+    ]
+    assert cap.histogram(TOOL_ATTEMPTS).sum == 3
+
+
+def test_async_retrying_called_and_iterated(cap: testing.Capture) -> None:
+    """AsyncRetrying called with a coroutine function, and iterated with return inside."""
+    s1, s2 = Script(TimeoutError()), Script(TimeoutError(), TimeoutError())
+
+    async def one() -> Any:
+        return s1()
+
+    async def two() -> Any:
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(5), sleep=AsyncSleeps(), name="two"
+        ):
+            with attempt:
+                return s2()
+        return None
+
+    async def main() -> Any:
+        async with agentrel.run("support") as run:
+            a = await AsyncRetrying(sleep=AsyncSleeps(), wait=wait_fixed(0.5))(one)
+            b = await two()
+        return a, b, run
+
+    a, b, run = asyncio.run(main())
+    assert (a, b) == ("ok", "ok")
+    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 3, 5)
+    h1 = cap.histogram(
+        TOOL_ATTEMPTS,
+        {"gen_ai.tool.name": f"{__name__}.test_async_retrying_called_and_iterated.<locals>.one"},
+    )
+    assert (h1.count, h1.sum) == (1, 2)
+    h2 = cap.histogram(TOOL_ATTEMPTS, {"gen_ai.tool.name": "two", "agentrel.outcome": "recovered"})
+    assert (h2.count, h2.sum) == (1, 3)
+
+
+def test_async_iterated_exhausted(cap: testing.Capture) -> None:
+    """async for ... exhausted with reraise: the last error propagates, 2 failures."""
+    script = Script(TimeoutError(), TimeoutError())
+
+    async def main() -> None:
+        async with agentrel.run("support"):
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(2), sleep=AsyncSleeps(), reraise=True, name="x"
+            ):
+                with attempt:
+                    script()
+
+    with pytest.raises(TimeoutError) as info:
+        asyncio.run(main())
+    assert info.value is script.raised[-1]
+    assert cap.counter(FAILURES, {"gen_ai.tool.name": "x", "agentrel.absorbed": "false"}) == 2
+    h = cap.histogram(TOOL_ATTEMPTS, {"agentrel.outcome": "exhausted"})
+    assert (h.count, h.sum) == (1, 2)
+
+
+def test_nested_retries_count_each_failure_once(cap: testing.Capture) -> None:
+    """An inner retried function inside an outer retry: failures counted where they happen."""
+    inner_script = Script(TimeoutError(), final="ok")
+    inner = retry(sleep=Sleeps(), stop=stop_after_attempt(3))(inner_script)
+    outer_calls = Script(ConnectionError())
+
+    @retry(sleep=Sleeps(), stop=stop_after_attempt(3))
+    def outer() -> Any:
+        outer_calls()
+        return inner()
+
+    with agentrel.run("support") as run:
+        assert outer() == "ok"
+    assert (run.outcome, run.retry_depth) == ("recovered", 2)
+    assert cap.counter(FAILURES, {"error.type": "ConnectionError"}) == 1
+    assert cap.counter(FAILURES, {"error.type": "TimeoutError"}) == 1
+
+
+# --- lifecycle and guards -------------------------------------------------------------------------
+def test_instrument_is_idempotent_and_reversible(cap: testing.Capture) -> None:
+    """instrument twice, uninstrument: tenacity's own methods are back, nothing recorded."""
+    originals = (tenacity.BaseRetrying.__dict__["iter"], tenacity.Retrying.__dict__["__call__"])
+    agentrel_tenacity.instrument()
+    assert tenacity.BaseRetrying.__dict__["iter"] is originals[0]  # still the first patch
+    agentrel_tenacity.uninstrument()
+    assert not agentrel_tenacity.instrumented()
+    assert tenacity.BaseRetrying.__dict__["iter"] is not originals[0]
+    assert type(tenacity.BaseRetrying.__dict__["iter"]).__name__ == "function"
+    fn = retry(sleep=Sleeps())(Script(TimeoutError()))
+    with agentrel.run("support") as run:
+        assert fn() == "ok"
+    assert (run.outcome, run.attempts) == ("success", 0)
+    assert cap.histogram(TOOL_ATTEMPTS).count == 0
+    agentrel_tenacity.instrument()
+    assert agentrel_tenacity.instrumented()
+
+
+def test_a_telemetry_failure_never_breaks_the_retry(
+    cap: testing.Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """record_delay raising: the retry and its value are unaffected, the error is counted."""
+
+    def broken(*a: Any, **k: Any) -> None:
+        raise RuntimeError("exporter bug")
+
+    monkeypatch.setattr(agentrel._scopes.Call, "record_delay", broken)
+    fn = retry(sleep=Sleeps(), stop=stop_after_attempt(3))(Script(TimeoutError()))
+    with agentrel.run("support") as run:
+        assert fn() == "ok"
+    assert run.retry_depth == 1
+    assert agentrel.telemetry_errors() == {"tenacity.iter": 1}
+
+
+def test_signature_docstring_and_statistics_unchanged() -> None:
+    """The decorated function keeps what tenacity gives it; tenacity's statistics still work."""
+
+    @retry(sleep=Sleeps(), stop=stop_after_attempt(3))
+    def fetch(query: str, *, limit: int = 3) -> str:
+        """Fetch things."""
+        return query
+
+    with testing.capture(), agentrel.run("support"):
+        assert fetch("q") == "q"
+    assert fetch.__doc__ == "Fetch things."
+    assert fetch.__name__ == "fetch"
+    assert fetch.statistics["attempt_number"] == 1
+
+
+def test_quiet_without_telemetry_or_run() -> None:
+    """Unconfigured and outside a run: tenacity runs untouched (no call opened)."""
+    script = Script(TimeoutError())
+    assert retry(sleep=Sleeps())(script)() == "ok"
+    assert script.calls == 2
+    assert agentrel.telemetry_errors() == {}
+
+
+def test_importing_agentrel_imports_no_retry_library() -> None:
+    """import agentrel (and its integrations' modules) never imports tenacity/stamina/backoff."""
+    code = (
+        "import sys, agentrel, agentrel.integrations, agentrel.integrations.backoff;"
+        "agentrel.fallback;"
+        "print(sorted(m for m in ('tenacity', 'stamina', 'backoff') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_iterated_result_retry_with_set_result(cap: testing.Capture) -> None:
+    """tenacity's documented set_result pattern with retry_if_result: flagged, then served."""
+    script = Script(None, final="ok")
+    with agentrel.run("support") as run:
+        for attempt in Retrying(
+            retry=retry_if_result(lambda r: r is None), sleep=Sleeps(), name="poll"
+        ):
+            with attempt:
+                value = script()
+            if not attempt.retry_state.outcome.failed:
+                attempt.retry_state.set_result(value)
+    assert value == "ok"
+    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 1, 2)
+    assert cap.counter(FAILURES, {"gen_ai.tool.name": "poll", "error.type": "result_flagged"}) == 1
+    h = cap.histogram(TOOL_ATTEMPTS, {"gen_ai.tool.name": "poll", "agentrel.outcome": "recovered"})
+    assert (h.count, h.sum) == (1, 2)
+
+
+def test_iterated_retry_inside_a_tool_counts_as_its_attempts(cap: testing.Capture) -> None:
+    """A for-attempt loop inside an @agentrel.tool: the tool's call gets the attempts."""
+    script = Script(TimeoutError())
+
+    @agentrel.tool("search")
+    def search() -> Any:
+        for attempt in Retrying(sleep=Sleeps(), wait=wait_fixed(0.5)):
+            with attempt:
+                return script()
+        return None
+
+    with agentrel.run("support") as run:
+        assert search() == "ok"
+    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 1, 2)
+    assert cap.label_sets(TOOL_ATTEMPTS) == [
+        {"gen_ai.tool.name": "search", "agentrel.outcome": "recovered"}
+    ]
+    assert cap.histogram(DELAY, {"gen_ai.tool.name": "search"}).sum == 0.5
