@@ -1,0 +1,140 @@
+"""``agentrel demo``: a simulated fleet of support agents, served on ``/metrics`` and shown live.
+
+The fleet runs single-threaded in this process, at ``--rate`` runs per second. With
+``--duration`` it makes exactly ``rate × duration`` runs (paced on the wall clock, caught up
+if the machine is slow), so the numbers depend on the seed, never on the machine's speed.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any, Protocol
+
+from .readout import Readout
+from .view import PlainView, Progress, RichView
+
+#: how often the view is refreshed (wall-clock seconds)
+REFRESH = 1.0
+
+
+class View(Protocol):
+    def start(self, p: Progress) -> None: ...
+    def update(self, r: Readout, p: Progress, elapsed: float) -> None: ...
+    def stop(self, r: Readout, p: Progress) -> None: ...
+
+
+def _make_view(plain: bool) -> View:
+    if not plain and sys.stdout.isatty():
+        try:
+            return RichView()
+        except ImportError:
+            print(
+                "agentrel demo: install 'agentrel[cli]' (rich) for the live view; "
+                "showing plain text",
+                file=sys.stderr,
+            )
+    return PlainView()
+
+
+class _Stop:
+    """SIGINT/SIGTERM end the demo cleanly after the run in progress; a second Ctrl-C
+    interrupts at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.event.set()
+
+
+def run(
+    *,
+    scenario: str,
+    duration: float | None,
+    rate: float,
+    seed: int,
+    host: str,
+    port: int,
+    plain: bool = False,
+) -> int:
+    """Run the demo; return the exit code."""
+    import agentrel
+
+    from . import fleet as fleet_mod
+
+    try:
+        cfg = agentrel.configure(
+            service_name="agentrel-demo",
+            prometheus_port=port,
+            prometheus_addr=host,
+            cohorts=fleet_mod.COHORTS,
+        )
+    except OSError as exc:
+        print(
+            f"agentrel demo: cannot serve /metrics on {host}:{port}: {exc.strerror or exc} "
+            "(choose another --port; 0 picks a free one)",
+            file=sys.stderr,
+        )
+        return 1
+    except ValueError as exc:  # e.g. --host that is not an IP address
+        print(f"agentrel demo: {exc}", file=sys.stderr)
+        return 2
+    server = cfg.metrics_server
+    if server is None:  # an application-level MeterProvider was already set: not in the CLI
+        print("agentrel demo: no /metrics endpoint could be started", file=sys.stderr)
+        cfg.shutdown()
+        return 1
+    fleet = fleet_mod.Fleet(fleet_mod.SCENARIOS[scenario], seed)
+    total = None if duration is None else max(1, round(rate * duration))
+
+    def readout() -> Readout:
+        return Readout.collect(server.registry.collect(), fleet_mod.designed_attempts)
+
+    print(f"agentrel demo: serving {server.url}", flush=True)
+    if cfg.otlp_endpoint:
+        print(f"agentrel demo: exporting OTLP to {cfg.otlp_endpoint}", flush=True)
+    view = _make_view(plain)
+    stop = _Stop()
+    stop.install()
+    done = 0
+    progress = Progress(scenario, seed, rate, 0, total, server.url)
+    try:
+        view.start(progress)
+        start = time.monotonic()
+        next_refresh = start + REFRESH
+        while not stop.event.is_set() and (total is None or done < total):
+            now = time.monotonic()
+            if now >= next_refresh:
+                progress = Progress(scenario, seed, rate, done, total, server.url)
+                view.update(readout(), progress, now - start)
+                next_refresh = now + REFRESH
+            due = start + done / rate
+            if due > now:
+                stop.event.wait(min(due, next_refresh) - now)
+                continue
+            fleet.run(done)
+            done += 1
+        progress = Progress(scenario, seed, rate, done, total, server.url)
+        view.stop(readout(), progress)
+    finally:
+        stop.restore()
+        cfg.shutdown()
+    return 0
