@@ -51,7 +51,7 @@ def test_fallback_chain() -> None:
     assert _run("fallback_chain.py").splitlines() == [
         "an answer to 'how do I get a refund?'",
         "fallback primary_model -> secondary_model (TimeoutError): 1",
-        "outcome=recovered retry_depth=1 attempts=4",
+        "outcome=recovered retry_depth=1 attempts=2",
     ]
 
 

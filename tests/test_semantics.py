@@ -471,3 +471,51 @@ def test_async_agent_loop_recovery_exact(cap: testing.Capture) -> None:
     assert (amp.count, amp.sum, amp.buckets) == (1, 3.0, {3.0: 1})
     a = cap.histogram(RA)
     assert (a.count, a.sum, a.buckets) == (1, 3, {3.0: 1})
+
+
+def test_failed_attempt_tokens_are_wasted_even_when_the_call_recovers(
+    cap: testing.Capture,
+) -> None:
+    """Tokens spent in a failed attempt are wasted; the recovering attempt's are useful."""
+    from agentrel._scopes import current_call
+
+    @agentrel.llm(model="m")
+    def ask() -> str:
+        call = current_call()
+        assert call is not None
+        agentrel.record_tokens(input=80, output=20)  # attempt 1: thrown away
+        call.attempt_failed(TimeoutError())
+        call.begin_attempt()
+        agentrel.record_tokens(input=80, output=20)  # attempt 2: the answer
+        return "ok"
+
+    with agentrel.run("r") as run:
+        ask()
+    assert (run.useful_tokens, run.wasted_tokens, run.token_amplification) == (100, 100, 2.0)
+    assert cap.counter(TOK, {DISPOSITION: "wasted", TOKEN_TYPE: "input"}) == 80
+    assert cap.histogram(AMP).sum == 2.0
+
+
+def test_child_tokens_follow_the_parent_attempt(cap: testing.Capture) -> None:
+    """A nested call's useful tokens belong to the parent's attempt in progress: wasted if
+    that attempt fails."""
+    from agentrel._scopes import current_call
+
+    @agentrel.llm(model="m")
+    def think() -> str:
+        agentrel.record_tokens(output=10)
+        return "plan"
+
+    @agentrel.tool
+    def plan_and_act() -> str:
+        call = current_call()
+        assert call is not None
+        think()
+        call.attempt_failed(ConnectionError())  # the act failed: the plan is thrown away
+        call.begin_attempt()
+        think()
+        return "done"
+
+    with agentrel.run("r") as run:
+        plan_and_act()
+    assert (run.useful_tokens, run.wasted_tokens) == (10, 10)

@@ -237,3 +237,30 @@ def test_a_raising_hook_call_is_guarded(
         assert fn() == "ok"
     errors = agentrel.telemetry_errors()
     assert errors["stamina.hook"] == 1
+
+
+def test_stamina_retry_inside_an_llm_turn_stays_the_tools() -> None:
+    """@agentrel.tool outside @stamina.retry, called inside an LLM call: the tool's attempts,
+    not the LLM call's."""
+    calls = {"n": 0}
+
+    def flaky() -> str:
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise TimeoutError
+        return "ok"
+
+    fn = agentrel.tool("search")(stamina.retry(on=TimeoutError, attempts=5, **FAST)(flaky))
+
+    @agentrel.llm(model="m")
+    def turn() -> str:
+        return fn()  # type: ignore[no-any-return]
+
+    with testing.capture() as cap:
+        with agentrel.run("r") as run:
+            assert turn() == "ok"
+        assert (run.outcome, run.attempts, run.retry_depth) == ("recovered", 4, 2)
+        tool = cap.histogram("agentrel.tool.attempts", {"gen_ai.tool.name": "search"})
+        assert (tool.count, tool.sum) == (1, 3)
+        llm = cap.histogram("agentrel.tool.attempts", {"gen_ai.tool.name": "chat m"})
+        assert (llm.count, llm.sum) == (1, 1)

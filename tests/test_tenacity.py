@@ -178,6 +178,39 @@ def test_same_metrics_whatever_the_decorator_order(is_async: bool) -> None:
     assert outside == inside
 
 
+def _called_from_an_llm_turn(order: str) -> dict[str, list[tuple[Any, ...]]]:
+    """The retried tool is called from inside another agentrel call (a model turn)."""
+    script = Script(TimeoutError("a"), TimeoutError("b"))
+    sleeps = Sleeps()
+    fn = _stack_sync(order, script, sleeps)
+
+    @agentrel.llm(model="m", provider="sim")
+    def turn() -> Any:
+        return fn()
+
+    with testing.capture() as cap:
+        with agentrel.run("support") as run:
+            assert turn() == "ok"
+        assert (run.outcome, run.attempts, run.retry_depth) == ("recovered", 4, 2)
+        search = cap.histogram(
+            TOOL_ATTEMPTS, {"gen_ai.tool.name": "search", "agentrel.outcome": "recovered"}
+        )
+        assert (search.count, search.sum) == (1, 3)
+        llm = cap.histogram(TOOL_ATTEMPTS, {"gen_ai.tool.name": "chat m"})
+        assert (llm.count, llm.sum) == (1, 1)  # the turn itself made one attempt
+        assert cap.counter(FAILURES, {"gen_ai.tool.name": "search"}) == 2
+        return snapshot(cap)
+
+
+def test_retry_belongs_to_the_tool_not_to_an_enclosing_call() -> None:
+    """A retried tool called inside an LLM call: its retries are its own attempts, not the LLM
+    call's, and both decorator orders still give identical metrics."""
+    outside = _called_from_an_llm_turn("tool_outside")
+    testing.reset()
+    inside = _called_from_an_llm_turn("tool_inside")
+    assert outside == inside
+
+
 @pytest.mark.parametrize("order", ORDERS)
 def test_order_does_not_change_an_exhausted_retry(order: str) -> None:
     """Exhaustion (reraise=True) in both orders: 3 failures, none absorbed, the last raises."""
@@ -572,3 +605,31 @@ def test_iterated_retry_inside_a_tool_counts_as_its_attempts(cap: testing.Captur
         {"gen_ai.tool.name": "search", "agentrel.outcome": "recovered"}
     ]
     assert cap.histogram(DELAY, {"gen_ai.tool.name": "search"}).sum == 0.5
+
+
+def test_iterated_retry_in_a_helper_is_its_own_call(cap: testing.Capture) -> None:
+    """A Retrying loop in a helper the tool calls is a call of its own (named after the
+    helper), nested in the tool's call; the tool made one attempt and recovered."""
+    script = Script(TimeoutError("a"))
+    sleeps = Sleeps()
+
+    def fetch_page() -> Any:
+        for attempt in Retrying(stop=stop_after_attempt(3), sleep=sleeps, reraise=True):
+            with attempt:
+                return script()
+        return None
+
+    @agentrel.tool
+    def crawl() -> Any:
+        return fetch_page()
+
+    with agentrel.run("r") as run:
+        assert crawl() == "ok"
+    assert (run.outcome, run.retry_depth) == ("recovered", 1)
+    outer = cap.histogram(TOOL_ATTEMPTS, {"gen_ai.tool.name": "crawl"})
+    assert (outer.count, outer.sum) == (1, 1)
+    crawl_recovered = {"gen_ai.tool.name": "crawl", "agentrel.outcome": "recovered"}
+    assert cap.histogram(TOOL_ATTEMPTS, crawl_recovered).count == 1
+    inner = [a for a in cap.label_sets(TOOL_ATTEMPTS) if a["gen_ai.tool.name"] != "crawl"]
+    assert [a["gen_ai.tool.name"] for a in inner] == [f"{__name__}.{fetch_page.__qualname__}"]
+    assert cap.histogram(TOOL_ATTEMPTS, inner[0]).sum == 2

@@ -96,6 +96,7 @@ def _adopted(spec: CallSpec) -> Call | None:
 
 def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any] | None) -> Any:
     """Wrap ``fn`` so each invocation is one call scope (functions, coroutines, generators)."""
+    spec.target = fn
     if inspect.isasyncgenfunction(fn):
         return _wrap_async_gen(fn, _call_lifecycle(spec))
     if inspect.isgeneratorfunction(fn):

@@ -28,7 +28,6 @@ from ._scopes import (
     _RUN,
     Call,
     CallSpec,
-    Tokens,
     enter,
     error_type,
     finish_call,
@@ -100,7 +99,7 @@ class _Chain:
 class _Scope:
     """The live state of one chain invocation (``None`` when telemetry is off)."""
 
-    __slots__ = ("before", "call", "chain", "ctx_token", "span", "tokens")
+    __slots__ = ("call", "chain", "ctx_token", "span", "tokens")
 
     def __init__(self, chain: _Chain, call: Call, tokens: Any) -> None:
         self.chain = chain
@@ -108,13 +107,10 @@ class _Scope:
         self.tokens = tokens
         self.span: Any = None
         self.ctx_token: Any = None
-        self.before: Tokens = {}
 
     # -- tiers ---------------------------------------------------------------------------------
     def tier_started(self, i: int) -> None:
         try:
-            useful = self.call._useful
-            self.before = dict(useful) if useful else {}
             if self.call.span is not None:
                 span = T.tracer.start_span(
                     f"fallback_tier {self.chain.names[i]}",
@@ -144,28 +140,12 @@ class _Scope:
         """Tier ``i`` failed: count it (once), record the move, open the next attempt."""
         try:
             call = self.call
+            # Closing the attempt as failed also wastes the tokens the tier recorded.
             call.attempt_failed(exc, None if exc is not None else etype)
             T.fallbacks.add(1, self.chain.move_attrs(i, etype))
-            self._waste_tier_tokens()
             call.begin_attempt()
         except Exception as err:
             telemetry_error("fallback.move", err)
-
-    def _waste_tier_tokens(self) -> None:
-        # Tokens a failed tier recorded into the chain are thrown away with its answer.
-        call = self.call
-        useful = call._useful
-        if not useful:
-            return
-        before = self.before
-        for key, n in list(useful.items()):
-            spent = n - before.get(key, 0)
-            if spent > 0:
-                useful[key] = n - spent
-                wasted = call._wasted
-                if wasted is None:
-                    wasted = call._wasted = {}
-                wasted[key] = wasted.get(key, 0) + spent
 
     # -- the chain ----------------------------------------------------------------------------
     def finish(self, exc: BaseException | None, served: int | None) -> None:

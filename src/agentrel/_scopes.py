@@ -66,6 +66,7 @@ class CallSpec:
         "span_kind",
         "span_name",
         "system",
+        "target",
     )
 
     def __init__(
@@ -88,6 +89,9 @@ class CallSpec:
         self.span_attrs = dict(span_attrs or {})
         # GenAI semconv: an inference span is CLIENT; tools and chains are INTERNAL.
         self.span_kind = SpanKind.CLIENT if kind == "llm" else SpanKind.INTERNAL
+        #: the function a decorator wrapped (lets a retry integration tell whether the
+        #: current call is the tool around the very function it retries).
+        self.target: Any = None
         self.idempotent = idempotent
         self.system = system
         self.model = model
@@ -215,7 +219,9 @@ class Call:
         "_adopted",
         "_attempt_start",
         "_child_exc",
+        "_child_started",
         "_ctx",
+        "_cur",
         "_delay",
         "_failures",
         "_open",
@@ -256,8 +262,10 @@ class Call:
         self._attempt_start = 0.0
         self._start = _now()
         self._rejected = False
-        self._useful: Tokens | None = None
+        self._useful: Tokens | None = None  # tokens of successful attempts
         self._wasted: Tokens | None = None
+        self._cur: Tokens | None = None  # tokens of the attempt in progress
+        self._child_started = False
         self._failures: dict[tuple[str, str], int] | None = None
         self._child_exc: BaseException | None = None
         self._delay: float | None = None
@@ -275,7 +283,8 @@ class Call:
         if not first and self.failed_attempts:
             self.retried = True
         unsafe = False
-        if self.run is not None:
+        self._child_started = False
+        if self.run is not None and self.spec.kind != "fallback":
             unsafe = self.run._attempt_started(self.spec, first)
         if not first and not self.spec.idempotent:
             unsafe = True
@@ -300,7 +309,7 @@ class Call:
         """Close the open attempt as failed (no-op when no attempt is open)."""
         if not self._open:
             return
-        self._open = False
+        self._close_attempt(failed=True)
         duration = _now() - self._attempt_start
         et = etype or (error_type(exc) if exc is not None else "unknown")
         self.failed_attempts += 1
@@ -321,9 +330,28 @@ class Call:
         """Close the open attempt as successful."""
         if not self._open:
             return
-        self._open = False
+        self._close_attempt(failed=False)
         if self.attempt > 1:
             self._attempt_event(_now() - self._attempt_start, None)
+
+    def _close_attempt(self, failed: bool) -> None:
+        """Settle the attempt's tokens (a failed attempt's are wasted even if the call later
+        recovers); a fallback chain's tier counts as a run attempt only when it was not
+        itself a decorated call (whose own attempts are counted)."""
+        self._open = False
+        cur = self._cur
+        if cur:
+            self._cur = None
+            if failed:
+                if self._wasted is None:
+                    self._wasted = {}
+                _merge(self._wasted, cur)
+            elif self._useful is None:
+                self._useful = cur
+            else:
+                _merge(self._useful, cur)
+        if self.spec.kind == "fallback" and not self._child_started and self.run is not None:
+            self.run._attempt_started(self.spec, False)
 
     def record_delay(self, seconds: float) -> None:
         """A backoff wait before the next attempt."""
@@ -378,9 +406,9 @@ class Call:
     # -- tokens ------------------------------------------------------------------------------
     def add_tokens(self, model: str | None, input: int, output: int) -> None:
         model = model or self.spec.model
-        d = self._useful
+        d = self._cur
         if d is None:
-            d = self._useful = {}
+            d = self._cur = {}
         if input:
             d[(model, cat.INPUT)] = d.get((model, cat.INPUT), 0) + input
         if output:
@@ -392,8 +420,10 @@ def start_call(spec: CallSpec) -> Call:
     """Open a call and its first attempt. The caller must ``enter`` it and ``finish_call``."""
     parent = _CALL.get()
     call = Call(spec, _RUN.get(), parent)
-    if parent is not None and parent.failed_attempts + parent.inner_failures:
-        parent.retried = True
+    if parent is not None:
+        parent._child_started = True
+        if parent.failed_attempts + parent.inner_failures:
+            parent.retried = True
     if T.active:
         try:
             span = T.tracer.start_span(
@@ -463,6 +493,11 @@ def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) ->
 def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> None:
     """Move a finished call's failures and tokens to its parent, run, or the exporter."""
     useful, wasted = call._useful, call._wasted
+    if call._cur:  # recorded after the last attempt closed: the call's fate decides
+        if useful is None:
+            useful = {}
+        _merge(useful, call._cur)
+        call._cur = None
     if failed and useful:
         if wasted is None:
             wasted = {}
@@ -473,10 +508,10 @@ def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> None:
         parent.inner_failures += call.counted + call.inner_failures
         if exc is not None:
             parent._child_exc = exc
-        if useful:
-            if parent._useful is None:
-                parent._useful = {}
-            _merge(parent._useful, useful)
+        if useful:  # part of the parent's attempt in progress
+            if parent._cur is None:
+                parent._cur = {}
+            _merge(parent._cur, useful)
         if wasted:
             if parent._wasted is None:
                 parent._wasted = {}

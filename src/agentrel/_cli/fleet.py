@@ -113,13 +113,13 @@ SCENARIOS: dict[str, Scenario] = {
         "degraded",
         search_timeout=0.3,
         search_error=0.1,
-        lookup_rate_limited=0.58,
+        lookup_rate_limited=0.68,
         lookup_timeout=0.08,
         refund_timeout=0.4,
         primary_fail=0.72,
         secondary_fail=0.1,
         cache_miss=0.03,
-        reject=0.61,
+        reject=0.62,
         description="the primary model and the tools are struggling; retries hide it",
     ),
     "outage": Scenario(
@@ -343,12 +343,13 @@ class Request:
 
 def designed_attempts(agent: str, cohort: str) -> int:
     """Attempts a run of this agent and cohort makes when nothing fails: one model turn and
-    one tool call per planned step, then the answer chain and its primary model."""
+    one tool call per planned step, then the primary model's answer."""
     return 2 * len(PLANS[(agent, cohort)]) + ANSWER_ATTEMPTS
 
 
-#: attempts of an answer served first time by the primary model (the chain call and the model)
-ANSWER_ATTEMPTS = 2
+#: attempts of an answer served first time by the primary model (the model's call: a
+#: fallback chain's tier attempt around a decorated call is not counted again)
+ANSWER_ATTEMPTS = 1
 
 
 class Fleet:

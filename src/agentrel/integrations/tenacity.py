@@ -92,6 +92,18 @@ def spec_for(name: str, library: str) -> CallSpec:
 _SKIP_MODULES = ("tenacity", "stamina", "wrapt", "agentrel.integrations", "contextlib")
 
 
+def _loop_owner() -> Any:
+    """The code object of the function running a ``for attempt in Retrying()`` loop (the
+    first frame outside tenacity, stamina and agentrel), or ``None``."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        module = frame.f_globals.get("__name__") or "?"
+        if not module.startswith(_SKIP_MODULES):
+            return frame.f_code
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
 def _loop_owner_name() -> str:
     """``module.qualname`` of the function running a ``for attempt in Retrying()`` loop."""
     frame = sys._getframe(1)
@@ -102,6 +114,29 @@ def _loop_owner_name() -> str:
             return f"{module}.{getattr(code, 'co_qualname', code.co_name)}"
         frame = frame.f_back  # type: ignore[assignment]
     return "<unknown>"
+
+
+def _runs_loop(target: Any, stamina: Any) -> bool:
+    """Whether the iterated retry loop runs in ``target`` (or a function it wraps): for a
+    stamina retry, the innermost stamina frame is the wrapper stamina made around it."""
+    if stamina is not None:
+        frame: Any = sys._getframe(1)
+        owner = None
+        while frame is not None:
+            if (frame.f_globals.get("__name__") or "").startswith("stamina"):
+                owner = frame.f_code
+            elif owner is not None:
+                break
+            frame = frame.f_back
+    else:
+        owner = _loop_owner()
+    for _ in range(8):
+        if target is None or owner is None:
+            return False
+        if getattr(target, "__code__", None) is owner:
+            return True
+        target = getattr(target, "__wrapped__", None)
+    return False
 
 
 def _stamina_context(retrying: Any) -> Any:
@@ -211,10 +246,41 @@ def _exception_only(strategy: Any) -> bool:
     return type(strategy).__module__.startswith("stamina")
 
 
-def _open(name: Any, library: str, mode: int) -> _Tracker:
-    """Attach to the current call, or open an adoptable one named ``name()``."""
+def _wraps(target: Any, fn: Any) -> bool:
+    """Whether ``target`` is ``fn`` or wraps it (through ``__wrapped__``, a few levels)."""
+    for _ in range(8):
+        if target is None:
+            return False
+        if target is fn:
+            return True
+        target = getattr(target, "__wrapped__", None)
+    return False
+
+
+def _encloses(parent: Call, fn: Any, stamina: Any) -> bool:
+    """Whether the retry belongs to ``parent`` (its attempts become the parent's), rather than
+    being a retried function the parent's code happens to call.
+
+    * ``@retry`` / ``Retrying()(fn)``: only when the parent is the tool that directly wraps
+      the retried function (``@agentrel.tool`` outside ``@retry``).
+    * iterated retries (``for attempt in Retrying():``, stamina): only when the loop runs in
+      the function the parent's tool wraps (its body, or stamina's wrapper around it).
+    """
+    if parent.adoptable or parent.spec.kind == "fallback":
+        return False
+    target = parent.spec.target
+    if fn is not None:
+        return _wraps(target, fn)
+    if target is None:  # a call opened by an integration or an instrumented client
+        return True
+    return _runs_loop(target, stamina)
+
+
+def _open(name: Any, library: str, mode: int, fn: Any = None, stamina: Any = None) -> _Tracker:
+    """Attach to the current call when the retry belongs to it, else open an adoptable call
+    named ``name()`` (nested in the current call, if any)."""
     parent = _CALL.get()
-    if parent is not None and not parent.adoptable and parent.spec.kind != "fallback":
+    if parent is not None and _encloses(parent, fn, stamina):
         return _Tracker(parent, False, mode)
     call = start_call(spec_for(name(), library))
     call.adoptable = True
@@ -244,7 +310,7 @@ def _bind(rs: Any, retrying: Any) -> _Tracker | None:
         return None
     try:
         library = "tenacity" if stamina is None else "stamina"
-        tracker = _open(lambda: _iter_name(retrying, stamina), library, _ITER_MODE)
+        tracker = _open(lambda: _iter_name(retrying, stamina), library, _ITER_MODE, stamina=stamina)
         if tracker.owned:
             tracker.eager = _exception_only(getattr(retrying, "retry", None))
             if not tracker.eager:
@@ -318,7 +384,7 @@ def _begin_call(instance: Any, args: Any, kwargs: Any) -> tuple[_Tracker, Any, A
         return None
     try:
         fn = args[0] if args else kwargs.get("fn")
-        tracker = _open(lambda: qualified_name(fn), "tenacity", _CALL_MODE)
+        tracker = _open(lambda: qualified_name(fn), "tenacity", _CALL_MODE, fn=fn)
         tokens = enter(tracker.call) if tracker.owned else None
     except Exception as exc:
         telemetry_error("tenacity.start", exc)
