@@ -24,8 +24,8 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/agentrel demo $(DEMO_ARGS)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples tools
+	$(BIN)/ruff format --check src tests bench examples tools
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy

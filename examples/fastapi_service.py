@@ -13,9 +13,9 @@ import agentrel
 
 # prometheus_port=0: agentrel's own endpoint on a free 127.0.0.1 port; the app serves the same
 # registry (OpenMetrics with exemplars, OpenTelemetry's names) on its /metrics.
-cfg = agentrel.configure(service_name="support-api", prometheus_port=0, cohorts=("smb", "free"))
+cfg = agentrel.configure(service_name="support-api", prometheus=True, cohorts=("smb", "free"))
 app = FastAPI()
-app.mount("/metrics", make_asgi_app(registry=cfg.metrics_server.registry))
+app.mount("/metrics", make_asgi_app(registry=cfg.prometheus_registry))
 flaky = itertools.cycle([True, False, False])
 
 

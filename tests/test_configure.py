@@ -14,12 +14,12 @@ import pytest
 import agentrel
 
 
-def run_py(code: str, **env: str) -> str:
+def run_py(code: str, timeout: float = 120, **env: str) -> str:
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
     )
     assert proc.returncode == 0, proc.stderr
@@ -197,3 +197,90 @@ def test_exporter_down_does_not_break_the_agent() -> None:
         OTEL_BSP_EXPORT_TIMEOUT="1000",
     )
     assert out == "4950 success"
+
+
+def test_prometheus_registry_without_a_listener() -> None:
+    """configure(prometheus=True) collects for Prometheus with no port of its own: the app
+    serves cfg.prometheus_registry."""
+    out = run_py(
+        """
+        import agentrel
+        from prometheus_client import generate_latest
+        cfg = agentrel.configure(prometheus=True)
+        assert cfg.metrics_server is None and cfg.prometheus_port is None
+
+        @agentrel.tool
+        def t():
+            return 1
+
+        with agentrel.run("app"):
+            t()
+        text = generate_latest(cfg.prometheus_registry).decode()
+        print("agentrel_run_retry_depth_count" in text, cfg.shutdown())
+        """
+    )
+    assert out == "True True"
+
+
+def test_shutdown_is_bounded_when_the_collector_is_unreachable() -> None:
+    """shutdown(timeout=) gives up waiting, and the process exits, although the collector
+    never answers and the exporter would wait 60 s (a hang shows as TimeoutExpired)."""
+    out = run_py(
+        """
+        import threading, time, agentrel
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        class Stall(BaseHTTPRequestHandler):  # accepts, then never answers in time
+            def do_POST(self):
+                time.sleep(120)
+            def log_message(self, *a):
+                pass
+
+        srv = HTTPServer(("127.0.0.1", 0), Stall)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        cfg = agentrel.configure(otlp_endpoint=f"http://127.0.0.1:{srv.server_port}")
+
+        @agentrel.tool
+        def t():
+            return 1
+
+        with agentrel.run("r"):
+            t()
+        print(cfg.shutdown(timeout=1.0))
+        """,
+        timeout=30,
+        OTEL_EXPORTER_OTLP_TIMEOUT="60",
+    )
+    assert out == "False"
+
+
+def test_exit_without_shutdown_is_bounded() -> None:
+    """An application that never calls shutdown() still exits: agentrel's atexit flush is
+    bounded (EXIT_TIMEOUT), unlike the SDK's own, which would wait for the exporter."""
+    out = run_py(
+        """
+        import threading, time, agentrel
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        class Stall(BaseHTTPRequestHandler):
+            def do_POST(self):
+                time.sleep(120)
+            def log_message(self, *a):
+                pass
+
+        srv = HTTPServer(("127.0.0.1", 0), Stall)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        agentrel.configure(otlp_endpoint=f"http://127.0.0.1:{srv.server_port}")
+
+        @agentrel.tool
+        def t():
+            return 1
+
+        with agentrel.run("r"):
+            t()
+        print("done")
+        """,
+        timeout=40,
+        OTEL_EXPORTER_OTLP_TIMEOUT="60",
+    )
+    assert out == "done"

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import agentrel
 from agentrel import METRICS
 from agentrel._catalogue import prometheus_metric_name
-from agentrel._prometheus import MetricsServer, OpenTelemetryCollector
+from agentrel._prometheus import MetricsServer, OpenTelemetryCollector, registry_for
 from agentrel._runtime import T
 
 
@@ -123,7 +123,7 @@ def test_endpoint_serves_openmetrics_with_exemplars() -> None:
     mp = MeterProvider(metric_readers=[reader])
     tp = TracerProvider()
     T.inject(tp, mp)
-    server = MetricsServer(reader, "127.0.0.1", 0)
+    server = MetricsServer(registry_for(reader), "127.0.0.1", 0)
     try:
         with agentrel.run("ex") as run:
             pass

@@ -6,6 +6,7 @@ already set is used as it is and never replaced.
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import logging
 import os
@@ -21,6 +22,8 @@ logger = logging.getLogger("agentrel")
 
 _lock = threading.Lock()
 _current: Configuration | None = None
+#: Seconds the interpreter waits at exit for agentrel's providers to flush.
+EXIT_TIMEOUT = 5.0
 
 
 class Configuration:
@@ -32,6 +35,10 @@ class Configuration:
         self.owns_tracer_provider = False
         self.owns_meter_provider = False
         self.metrics_server: Any = None
+        #: the prometheus_client registry serving agentrel's metrics (``prometheus=True`` or
+        #: a ``prometheus_port``): mount it in your own web app, e.g.
+        #: ``prometheus_client.make_asgi_app(registry=cfg.prometheus_registry)``.
+        self.prometheus_registry: Any = None
         self.otlp_endpoint: str | None = None
         self._shutdown = False
 
@@ -51,21 +58,49 @@ class Configuration:
             if p is not None and hasattr(p, "force_flush"):
                 p.force_flush()
 
-    def shutdown(self) -> None:
-        """Stop the endpoint and shut down the providers agentrel created. Idempotent."""
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Stop the endpoint and shut down the providers agentrel created, flushing what they
+        hold. Waits at most ``timeout`` seconds (an unreachable OTLP collector would otherwise
+        hold the process for the exporters' own retry budget); returns whether everything
+        finished in time. Idempotent."""
         global _current
         if self._shutdown:
-            return
+            return True
         self._shutdown = True
-        if self.metrics_server is not None:
-            self.metrics_server.shutdown()
-        if self.owns_meter_provider and self.meter_provider is not None:
-            self.meter_provider.shutdown()
-        if self.owns_tracer_provider and self.tracer_provider is not None:
-            self.tracer_provider.shutdown()
         with _lock:
             if _current is self:
                 _current = None
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+        providers = [
+            p
+            for p, owned in (
+                (self.meter_provider, self.owns_meter_provider),
+                (self.tracer_provider, self.owns_tracer_provider),
+            )
+            if owned and p is not None
+        ]
+        if not providers:
+            return True
+
+        def stop() -> None:
+            for p in providers:
+                try:
+                    p.shutdown()
+                except Exception as exc:
+                    logger.warning("agentrel: shutting down %r failed: %s", p, exc)
+
+        worker = threading.Thread(target=stop, name="agentrel-shutdown", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            logger.warning(
+                "agentrel: exporters did not finish within %.1f s (is the OTLP collector "
+                "reachable?); continuing without waiting",
+                timeout,
+            )
+            return False
+        return True
 
     def __enter__(self) -> Configuration:
         return self
@@ -156,6 +191,7 @@ def configure(
     service_name: str | None = None,
     prometheus_port: int | None = None,
     prometheus_addr: str = "127.0.0.1",
+    prometheus: bool = False,
     otlp_endpoint: str | None = None,
     cohorts: Iterable[str] = (),
     capture_content: bool = False,
@@ -167,6 +203,8 @@ def configure(
 
     * ``prometheus_port``: serve ``/metrics`` (OpenMetrics with exemplars) on
       ``prometheus_addr`` (127.0.0.1 unless you choose otherwise; 0 picks a free port).
+    * ``prometheus=True``: collect for Prometheus without a listener of agentrel's own; serve
+      ``Configuration.prometheus_registry`` from your web app instead.
     * ``otlp_endpoint``: push spans and metrics over OTLP; ``OTEL_EXPORTER_OTLP_ENDPOINT`` (and
       ``OTEL_EXPORTER_OTLP_PROTOCOL``, default ``http/protobuf``) are honoured when it is None.
     * ``service_name``: the resource's ``service.name`` (else ``OTEL_SERVICE_NAME``).
@@ -180,6 +218,8 @@ def configure(
     configuration is live logs a warning and returns that configuration unchanged.
     """
     global _current
+    if not isinstance(prometheus, bool):
+        raise TypeError(f"prometheus must be True or False, got {prometheus!r}")
     allowed = _validate(
         service_name,
         prometheus_port,
@@ -203,7 +243,7 @@ def configure(
         T.redact = redact
         cfg = Configuration()
         if tracer_provider is not None or meter_provider is not None:
-            if prometheus_port is not None and meter_provider is not None:
+            if (prometheus_port is not None or prometheus) and meter_provider is not None:
                 raise ValueError(
                     "prometheus_port needs a MeterProvider that agentrel creates; with your own "
                     "meter_provider, add a Prometheus reader to it yourself"
@@ -211,7 +251,9 @@ def configure(
             T.inject(tracer_provider, meter_provider)
         endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
         cfg.otlp_endpoint = endpoint
-        _setup(cfg, service_name, prometheus_port, prometheus_addr, otlp_endpoint, endpoint)
+        _setup(
+            cfg, service_name, prometheus_port, prometheus_addr, prometheus, otlp_endpoint, endpoint
+        )
         if tracer_provider is not None:
             cfg.tracer_provider = tracer_provider
         if meter_provider is not None:
@@ -219,6 +261,10 @@ def configure(
         if tracer_provider is None and meter_provider is None:
             T.refresh()
         _current = cfg
+        if cfg.owns_meter_provider or cfg.owns_tracer_provider:
+            # One bounded flush at exit instead of the SDK's own, which waits for the
+            # exporters' whole retry budget when a collector is unreachable.
+            atexit.register(cfg.shutdown, EXIT_TIMEOUT)
         return cfg
 
 
@@ -227,6 +273,7 @@ def _setup(
     service_name: str | None,
     prometheus_port: int | None,
     prometheus_addr: str,
+    prometheus: bool,
     otlp_arg: str | None,
     endpoint: str | None,
 ) -> None:
@@ -236,7 +283,7 @@ def _setup(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from ._prometheus import MetricsServer
+    from ._prometheus import MetricsServer, registry_for
 
     resource = Resource.create({"service.name": service_name} if service_name else {})
     span_exporter = metric_exporter = None
@@ -244,8 +291,9 @@ def _setup(
         span_exporter, metric_exporter = _otlp_exporters(otlp_arg)
 
     current_mp = metrics.get_meter_provider()
+    wants_prometheus = prometheus or prometheus_port is not None
     if _is_set(current_mp):
-        if prometheus_port is not None:
+        if wants_prometheus:
             raise ValueError(
                 "a MeterProvider is already set by the application and agentrel never replaces "
                 "it: add a Prometheus reader to your provider instead of prometheus_port"
@@ -256,15 +304,19 @@ def _setup(
     else:
         readers: list[Any] = []
         reader = None
-        if prometheus_port is not None:
+        if wants_prometheus:
             reader = InMemoryMetricReader()
             readers.append(reader)
         if metric_exporter is not None:
             readers.append(PeriodicExportingMetricReader(metric_exporter))
         if readers:
-            mp = MeterProvider(resource=resource, metric_readers=readers)
+            mp = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
             if reader is not None:
-                cfg.metrics_server = MetricsServer(reader, prometheus_addr, prometheus_port or 0)
+                cfg.prometheus_registry = registry_for(reader)
+                if prometheus_port is not None:
+                    cfg.metrics_server = MetricsServer(
+                        cfg.prometheus_registry, prometheus_addr, prometheus_port
+                    )
             metrics.set_meter_provider(mp)
             cfg.meter_provider = mp
             cfg.owns_meter_provider = True
@@ -273,7 +325,7 @@ def _setup(
     if _is_set(current_tp):
         cfg.tracer_provider = current_tp
     else:
-        tp = TracerProvider(resource=resource)
+        tp = TracerProvider(resource=resource, shutdown_on_exit=False)
         if span_exporter is not None:
             tp.add_span_processor(BatchSpanProcessor(span_exporter))
         trace.set_tracer_provider(tp)

@@ -142,14 +142,20 @@ def _add_histogram(fam: PromMetric, name: str, d: Histogram, scope: dict[str, st
         fam.add_sample(name + "_sum", labels, dp.sum)
 
 
+def registry_for(reader: InMemoryMetricReader) -> CollectorRegistry:
+    """A prometheus_client registry that serves ``reader``'s metrics at scrape time."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(OpenTelemetryCollector(reader))
+    return registry
+
+
 class MetricsServer:
     """A running ``/metrics`` endpoint; ``shutdown()`` stops it."""
 
-    def __init__(self, reader: InMemoryMetricReader, addr: str, port: int) -> None:
+    def __init__(self, registry: CollectorRegistry, addr: str, port: int) -> None:
         from prometheus_client import start_http_server
 
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(OpenTelemetryCollector(reader))
+        self.registry = registry
         server, self._thread = start_http_server(port, addr, registry=self.registry)
         self._server: Any = server
         self.addr = addr

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -26,9 +27,22 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "src"))
 
-from agentrel import _catalogue as cat  # noqa: E402
+
+def _load_catalogue() -> Any:
+    """Load src/agentrel/_catalogue.py by path: it needs only the standard library, so the
+    generator runs without agentrel's dependencies installed."""
+    spec = importlib.util.spec_from_file_location(
+        "_agentrel_catalogue", ROOT / "src" / "agentrel" / "_catalogue.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+cat = _load_catalogue()
 
 # --- operator knobs ---------------------------------------------------------------------------
 #: Objective of the run SLO: the share of runs that must not fail visibly (exhausted|failed).
@@ -103,7 +117,7 @@ R_LAST_TIER = "chain_tier:agentrel_fallbacks_last_tier:rate5m"
 
 
 def ratio(num: str, den: str) -> str:
-    """num / den by labels; a missing numerator (no such outcome yet) counts as 0, not as no data."""
+    """num / den; a missing numerator (no such outcome yet) counts as 0, not as no data."""
     return f"(\n  {num}\n  or\n  0 * {den}\n)\n/\n{den}"
 
 
@@ -127,7 +141,7 @@ def recording_groups() -> list[dict[str, Any]]:
         ),
         (
             R_ABSORBED,
-            f"sum by ({ac}) (rate({RETRY_DEPTH}_sum{{{OUTCOME}=~\"{SUCCEEDED_OUTCOMES}\"}}[5m]))",
+            f'sum by ({ac}) (rate({RETRY_DEPTH}_sum{{{OUTCOME}=~"{SUCCEEDED_OUTCOMES}"}}[5m]))',
         ),
         (R_DEPTH_BUCKET, f"sum by ({ac}, le) (rate({RETRY_DEPTH}_bucket[5m]))"),
         (
@@ -270,7 +284,7 @@ def alert_groups() -> list[dict[str, Any]]:
             "15m",
             "warning",
             "Agent spends many tokens on work that is thrown away.",
-            "Agent {{ $labels.gen_ai_agent_name }} spends {{ $value | printf \"%.2f\" }} tokens "
+            'Agent {{ $labels.gen_ai_agent_name }} spends {{ $value | printf "%.2f" }} tokens '
             f"for every useful token (threshold {TOKEN_AMPLIFICATION_MAX}): the rest goes to "
             "failed attempts, rejected outputs and failed runs.",
         ),
@@ -280,7 +294,7 @@ def alert_groups() -> list[dict[str, Any]]:
             "15m",
             "warning",
             "A tool fails often, but the failures are absorbed and hidden from users.",
-            "Tool {{ $labels.gen_ai_tool_name }} has {{ $value | printf \"%.2f\" }} absorbed "
+            'Tool {{ $labels.gen_ai_tool_name }} has {{ $value | printf "%.2f" }} absorbed '
             f"(hidden) failures per call (threshold {HIDDEN_FAILURES_PER_CALL_MAX}): retries and "
             "fallbacks hide a failing dependency.",
         ),
@@ -291,8 +305,8 @@ def alert_groups() -> list[dict[str, Any]]:
             "warning",
             "A fallback chain is serving from its last tier.",
             "Fallback chain {{ $labels.agentrel_fallback_chain }} falls back to its last tier "
-            "{{ $labels.agentrel_fallback_to_tier }} {{ $value | printf \"%.2f\" }} times per second: "
-            "every better tier is failing and users get the last-resort answer.",
+            '{{ $labels.agentrel_fallback_to_tier }} {{ $value | printf "%.2f" }} times per '
+            "second: every better tier is failing and users get the last-resort answer.",
         ),
         alert(
             "AgentUnsafeRetries",
@@ -301,8 +315,8 @@ def alert_groups() -> list[dict[str, Any]]:
             "warning",
             "A tool declared not idempotent is being retried.",
             "Tool {{ $labels.gen_ai_tool_name }} (idempotent=False) is retried "
-            "{{ $value | printf \"%.2f\" }} times per second: each retry may duplicate a side effect "
-            "(a refund, an email, a write).",
+            '{{ $value | printf "%.2f" }} times per second: each retry may duplicate a side '
+            "effect (a refund, an email, a write).",
         ),
         alert(
             "AgentRunsErrorBudgetBurn",
@@ -451,7 +465,6 @@ def variables(*names: str) -> list[dict[str, Any]]:
                 "type": "query",
                 "datasource": DS,
                 "query": {"query": query, "refId": f"{name}-values"},
-                "definition": query,
                 "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
                 "includeAll": True,
                 "allValue": ".*",
@@ -576,13 +589,9 @@ def overview() -> dict[str, Any]:
         "reqps", stack=True), 12)  # fmt: skip
     lay.add(timeseries(
         "Self-healing rate by cohort",
-        "recovered / (success + recovered) per cohort.",
-        [target(
-            f'sum by ({COHORT}) ({R_RUNS}{{{RUN_SEL}, {OUTCOME}="{cat.RECOVERED}"}}) / '
-            f'sum by ({COHORT}) ({R_RUNS}{{{RUN_SEL}, {OUTCOME}=~"{SUCCEEDED_OUTCOMES}"}})',
-            f"{{{{{COHORT}}}}}", "A"),
-         target(f"{R_SELF_HEALING_COHORT}{{{RUN_SEL}}}", f"{{{{{AGENT}}}}} / {{{{{COHORT}}}}}",
-                "B", hide=True)],
+        "recovered / (success + recovered) per agent and cohort.",
+        [target(f"{R_SELF_HEALING_COHORT}{{{RUN_SEL}}}", f"{{{{{AGENT}}}}} / {{{{{COHORT}}}}}",
+                "A")],
         "percentunit", min=0, max=1), 12)  # fmt: skip
     lay.add(timeseries(
         "What MTBF sees: surfaced failures",
