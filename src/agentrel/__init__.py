@@ -19,9 +19,9 @@ from ._scopes import Run, current_run, record_tokens, reject
 from ._version import __version__
 
 __all__ = [
-    "METRICS",
     "Configuration",
     "ContextThreadPoolExecutor",
+    "METRICS",
     "Run",
     "ToolInfo",
     "__version__",
@@ -29,6 +29,9 @@ __all__ = [
     "configure",
     "current_configuration",
     "current_run",
+    "fallback",
+    "fallback_to",
+    "instrument",
     "llm",
     "record_tokens",
     "registered_tools",
@@ -36,6 +39,7 @@ __all__ = [
     "run",
     "telemetry_errors",
     "tool",
+    "uninstrument",
     "with_current_run",
 ]
 
