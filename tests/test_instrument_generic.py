@@ -127,3 +127,41 @@ def test_importing_agentrel_imports_no_sdk() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_weakref_callback_never_takes_the_hook_lock() -> None:
+    """A collected HTTP client's callback may run inside any allocation, even one made while
+    the hook lock is held (it did, in CI: a deadlock); it must not block on that lock."""
+    import gc
+    import threading
+
+    from agentrel import _instrument
+
+    class Http:
+        def send(self, request: object) -> object:
+            return request
+
+    def collect_under_lock() -> None:
+        with _instrument._hooks_lock:
+            http = Http()
+            assert _instrument._hooks_lock.locked()
+            _instrument._hooks[id(http)] = (
+                __import__("weakref").ref(http, _instrument._forget_hook(id(http))),
+                1,
+                None,
+            )
+            key = id(http)
+            del http
+            gc.collect()  # the callback runs here, with the lock held
+            assert key in _instrument._dead
+        fresh = Http()
+        _instrument._install_hook(fresh, False)  # purges under the lock
+        entry = _instrument._hooks.get(key)
+        assert entry is None or entry[0]() is fresh  # (ids may be reused)
+        assert key not in _instrument._dead
+        _instrument._remove_hook(fresh)
+
+    worker = threading.Thread(target=collect_under_lock, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "the weakref callback blocked on the hook lock"

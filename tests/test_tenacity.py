@@ -633,3 +633,38 @@ def test_iterated_retry_in_a_helper_is_its_own_call(cap: testing.Capture) -> Non
     inner = [a for a in cap.label_sets(TOOL_ATTEMPTS) if a["gen_ai.tool.name"] != "crawl"]
     assert [a["gen_ai.tool.name"] for a in inner] == [f"{__name__}.{fetch_page.__qualname__}"]
     assert cap.histogram(TOOL_ATTEMPTS, inner[0]).sum == 2
+
+
+def test_abandoned_result_retry_ends_at_a_safe_point(cap: testing.Capture) -> None:
+    """A result-based iterated retry left with ``return`` inside ``with attempt:`` (tenacity
+    never decides): the call is ended when the run is classified, not from the garbage
+    collector (which could run under a lock the call's end needs)."""
+    import gc
+
+    script = Script(TimeoutError("a"), final="ok")
+    sleeps = Sleeps()
+
+    def fetch() -> Any:
+        for attempt in Retrying(
+            retry=retry_if_result(lambda r: r is None) | retry_if_exception_type(TimeoutError),
+            stop=stop_after_attempt(3),
+            sleep=sleeps,
+            reraise=True,
+        ):
+            with attempt:
+                return script()
+        return None
+
+    from agentrel.integrations import tenacity as integration
+
+    with agentrel.run("r") as run:
+        assert fetch() == "ok"
+        script.raised.clear()  # its traceback would keep the loop's frame alive
+        gc.collect()  # the retry state is collected: the call is only queued
+        assert len(integration._abandoned) == 1
+        assert cap.histogram(TOOL_ATTEMPTS).count == 0
+    assert integration._abandoned == []
+    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 1, 2)
+    h = cap.histogram(TOOL_ATTEMPTS, {"agentrel.outcome": "recovered"})
+    assert (h.count, h.sum) == (1, 2)
+    assert cap.counter(FAILURES, {"agentrel.absorbed": "true"}) == 1

@@ -527,6 +527,19 @@ def _wrap_method(fn: Callable[..., Any], inst: _Instrumentation, kind: str) -> A
 # --- the HTTP hook --------------------------------------------------------------------------------
 _hooks: dict[int, tuple[Any, int, Any]] = {}  # id(http client) -> (weakref, refcount, previous)
 _hooks_lock = threading.Lock()
+#: keys of HTTP clients that died; purged under the lock. A weakref callback can run inside
+#: any allocation (garbage collection), including one made while ``_hooks_lock`` is held, so
+#: it must never take that lock itself (``WeakValueDictionary`` does the same).
+_dead: list[int] = []
+
+
+def _purge_dead() -> None:
+    """Drop the entries of collected HTTP clients (call with ``_hooks_lock`` held)."""
+    while _dead:
+        key = _dead.pop()
+        entry = _hooks.get(key)
+        if entry is not None and entry[0]() is None:
+            del _hooks[key]
 
 
 def _make_send(http: Any, is_async: bool) -> Any:
@@ -578,6 +591,7 @@ def _install_hook(http: Any, is_async: bool) -> bool:
     """Hook ``http.send`` (once per HTTP client, however many SDK clients share it)."""
     try:
         with _hooks_lock:
+            _purge_dead()
             entry = _hooks.get(id(http))
             if entry is not None and entry[0]() is http:
                 _hooks[id(http)] = (entry[0], entry[1] + 1, entry[2])
@@ -599,10 +613,7 @@ def _install_hook(http: Any, is_async: bool) -> bool:
 
 def _forget_hook(key: int) -> Callable[[Any], None]:
     def forget(_: Any) -> None:
-        with _hooks_lock:
-            entry = _hooks.get(key)
-            if entry is not None and entry[0]() is None:
-                del _hooks[key]
+        _dead.append(key)  # atomic; no lock (see ``_dead``)
 
     return forget
 
@@ -610,6 +621,7 @@ def _forget_hook(key: int) -> Callable[[Any], None]:
 def _remove_hook(http: Any) -> None:
     try:
         with _hooks_lock:
+            _purge_dead()
             entry = _hooks.get(id(http))
             if entry is None or entry[0]() is not http:
                 return

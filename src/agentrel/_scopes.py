@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Any, Literal
 
@@ -666,8 +667,18 @@ def leave_run(tokens: Any) -> None:
         telemetry_error("run.context", err)
 
 
+#: Called (guarded) just before a run is classified: integrations settle work they could
+#: not end at the time (e.g. a retry loop abandoned with ``return``, noticed by the GC).
+before_run_finish: list[Callable[[], None]] = []
+
+
 def finish_run(run: Run, exc: BaseException | None) -> None:
     """Classify the run and record its metrics and span; call while it is still current."""
+    for hook in before_run_finish:
+        try:
+            hook()
+        except Exception as err:
+            telemetry_error("run.hook", err)
     try:
         _finish_run(run, exc)
     except Exception as err:

@@ -40,6 +40,7 @@ from .._scopes import (
     _RUN,
     Call,
     CallSpec,
+    before_run_finish,
     enter,
     error_type,
     finish_call,
@@ -230,6 +231,21 @@ class _Tracker:
             telemetry_error("tenacity.abandon", err)
 
 
+#: trackers whose retry state was collected before tenacity decided (see ``_bind``).
+_abandoned: list[_Tracker] = []
+
+
+def _drain_abandoned() -> None:
+    """End the calls of abandoned iterated retries; runs at safe points only (a new retry
+    starting, a run about to be classified), never from the garbage collector."""
+    while _abandoned:
+        try:
+            tracker = _abandoned.pop()
+        except IndexError:  # another thread drained it
+            return
+        tracker.abandon()
+
+
 def _retried_on_result(retrying: Any) -> bool:
     state = getattr(getattr(retrying, "_local", None), "iter_state", None)
     return bool(state is not None and (state.retry_run_result or state.is_explicit_retry))
@@ -298,6 +314,8 @@ def _quiet() -> bool:
 
 def _bind(rs: Any, retrying: Any) -> _Tracker | None:
     """Find or create the tracker of a retry whose first ``iter`` is running."""
+    if _abandoned:
+        _drain_abandoned()
     pending = _PENDING.get()
     if pending is not None and not pending.bound:
         pending.bound = True
@@ -314,7 +332,10 @@ def _bind(rs: Any, retrying: Any) -> _Tracker | None:
         if tracker.owned:
             tracker.eager = _exception_only(getattr(retrying, "retry", None))
             if not tracker.eager:
-                weakref.finalize(rs, tracker.abandon)
+                # The GC may run this inside any allocation, even one made under a lock the
+                # call's end needs: only queue it (append is atomic); it is ended at the next
+                # safe point (``_drain_abandoned``).
+                weakref.finalize(rs, _abandoned.append, tracker)
     except Exception as exc:
         telemetry_error("tenacity.start", exc)
         return None
@@ -548,6 +569,8 @@ def acquire(user: str) -> None:
             return
         if not _patched:
             _install()
+            if _drain_abandoned not in before_run_finish:
+                before_run_finish.append(_drain_abandoned)
         _users.add(user)
 
 
@@ -560,6 +583,9 @@ def release(user: str) -> None:
         while _patched:
             cls, attr, original = _patched.pop()
             setattr(cls, attr, original)
+        if _drain_abandoned in before_run_finish:
+            before_run_finish.remove(_drain_abandoned)
+        _drain_abandoned()
 
 
 def instrument() -> None:
