@@ -204,3 +204,37 @@ def test_inventory_needs_a_module() -> None:
     proc = _agentrel("inventory")
     assert proc.returncode == 2
     assert "MODULE" in proc.stderr
+
+
+def test_instrumented_client_tools_are_listed(tmp_path: Path) -> None:
+    """Methods turned into tools by agentrel.instrument(obj, tools=...) appear with their
+    declared metadata, next to decorated tools."""
+    path = _write(
+        tmp_path,
+        "crm_tools.py",
+        """
+        import agentrel
+
+        class CRM:
+            def update_contact(self, contact_id: str) -> None:
+                '''Update a contact record.'''
+
+        crm = agentrel.instrument(
+            CRM(),
+            tools={"update_contact": {"system": "salesforce", "idempotent": True,
+                                      "reversible": False, "owner": "crm-oncall"}},
+        )
+        """,
+    )
+    js = _agentrel("inventory", str(path), "--json")
+    assert js.returncode == 0, js.stderr
+    (tool,) = json.loads(js.stdout)["tools"]
+    assert tool["name"] == "update_contact"
+    assert (tool["system"], tool["idempotent"], tool["reversible"], tool["owner"]) == (
+        "salesforce",
+        True,
+        False,
+        "crm-oncall",
+    )
+    assert tool["description"] == "Update a contact record."
+    assert tool["flags"] == []
