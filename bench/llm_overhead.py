@@ -2,8 +2,10 @@
 
 Both clients are the real SDKs sending to an in-process ``MockTransport`` (no network), so
 the figure is the worst case: a real HTTP round trip to a model takes 10^3-10^5 times longer.
-Telemetry is recording (in-memory OpenTelemetry SDK providers, as ``testing.capture()`` sets
-up), each call inside a run. Measured in one process: bare and instrumented batches
+Telemetry is recording: first with providers as ``configure()`` builds them (a batch span
+processor, a pull metric reader), the call alone; then with ``testing.capture()``'s in-memory
+providers (synchronous span export), each call inside a run (which adds the run's token and
+amplification metrics an LLM call brings). Measured in one process: bare and instrumented batches
 interleaved (the order alternating each round), the ratio of each round, median of the rounds.
 
     .venv/bin/python bench/llm_overhead.py [--rounds 15] [--calls 300]
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import agentrel
 from agentrel import testing
+from agentrel._runtime import T
 from llm_mocks import (
     Script,
     anthropic_client,
@@ -75,6 +78,23 @@ def measure(
     )
 
 
+def _production_providers() -> tuple[Any, Any]:
+    """SDK providers as ``configure()`` builds them: spans batched to an exporter (here one
+    that drops them), metrics held for a pull reader."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Null(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tp = TracerProvider()
+    tp.add_span_processor(BatchSpanProcessor(Null(), max_queue_size=100_000))
+    return tp, MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
@@ -104,7 +124,15 @@ def main() -> None:
         return call
 
     print(f"python {sys.version.split()[0]}, {args.rounds} rounds x {args.calls} calls each")
-    print("-- instrumented client ÷ bare client (the issue's figure)")
+    print("-- production-like providers (batch span processor, metric reader), the call alone")
+    tp, mp = _production_providers()
+    T.inject(tp, mp)
+    try:
+        measure("openai chat.completions", oa(oa_bare), oa(oa_inst), args.rounds, args.calls, False)
+        measure("anthropic messages", an(an_bare), an(an_inst), args.rounds, args.calls, False)
+    finally:
+        T.uninject()
+    print("-- in-memory test providers (testing.capture()), each call inside a run")
     with testing.capture():
         measure("openai chat.completions", oa(oa_bare), oa(oa_inst), args.rounds, args.calls)
         measure("anthropic messages", an(an_bare), an(an_inst), args.rounds, args.calls)
