@@ -74,13 +74,14 @@ def _capture_result(call: Call, result: Any) -> None:
         telemetry_error("capture", exc)
 
 
-def _flagged(pred: Callable[[Any], Any] | None, result: Any) -> bool:
+def _flagged(pred: Callable[[Any], Any] | None, result: Any, site: str = "failure_when") -> bool:
+    """Whether a ``failure_when`` predicate flags ``result`` (a raising predicate: no)."""
     if pred is None:
         return False
     try:
         return bool(pred(result))
     except Exception as exc:
-        telemetry_error("failure_when", exc)
+        telemetry_error(site, exc)
         return False
 
 

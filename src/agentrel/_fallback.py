@@ -23,6 +23,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import _catalogue as cat
+from ._decorators import _flagged
 from ._runtime import T, telemetry_error
 from ._scopes import (
     _RUN,
@@ -86,14 +87,7 @@ class _Chain:
         return attrs
 
     def flagged(self, result: Any) -> bool:
-        pred = self.failure_when
-        if pred is None:
-            return False
-        try:
-            return bool(pred(result))
-        except Exception as exc:
-            telemetry_error("fallback.failure_when", exc)
-            return False
+        return _flagged(self.failure_when, result, "fallback.failure_when")
 
 
 class _Scope:

@@ -85,8 +85,16 @@ class Adapter:
     #: the SDK's Stream classes (a create() that returned one of these is still running).
     stream_types: tuple[type, ...] = ()
 
+    @staticmethod
+    def read_usage(u: Any, usage: Usage) -> None:
+        """Fill ``usage`` from the SDK's usage object."""
+
     def read_response(self, result: Any, usage: Usage) -> None:
-        """Fill ``usage`` from a typed response."""
+        """Fill ``usage`` from a typed response (its model and its usage)."""
+        model = getattr(result, "model", None)
+        if isinstance(model, str):
+            usage.model = model
+        self.read_usage(getattr(result, "usage", None), usage)
 
     def read_chunk(self, item: Any, usage: Usage) -> None:
         """Update ``usage`` from one streamed item."""

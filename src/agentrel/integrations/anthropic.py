@@ -57,6 +57,7 @@ def read_usage(u: Any, usage: Usage) -> None:
 class AnthropicAdapter(Adapter):
     provider = "anthropic"
     tree = TREE
+    read_usage = staticmethod(read_usage)
 
     def __init__(self, is_async: bool) -> None:
         import anthropic
@@ -64,12 +65,6 @@ class AnthropicAdapter(Adapter):
         self.is_async = is_async
         self.stream_types = (anthropic.AsyncStream,) if is_async else (anthropic.Stream,)
         self._base_error: type[BaseException] = anthropic.AnthropicError
-
-    def read_response(self, result: Any, usage: Usage) -> None:
-        model = getattr(result, "model", None)
-        if isinstance(model, str):
-            usage.model = model
-        read_usage(getattr(result, "usage", None), usage)
 
     def read_chunk(self, item: Any, usage: Usage) -> None:
         kind = getattr(item, "type", None)

@@ -83,6 +83,7 @@ def read_usage(u: Any, usage: Usage) -> None:
 class OpenAIAdapter(Adapter):
     provider = "openai"
     tree = TREE
+    read_usage = staticmethod(read_usage)
 
     def __init__(self, is_async: bool) -> None:
         import openai
@@ -90,12 +91,6 @@ class OpenAIAdapter(Adapter):
         self.is_async = is_async
         self.stream_types = (openai.AsyncStream,) if is_async else (openai.Stream,)
         self._base_error: type[BaseException] = openai.OpenAIError
-
-    def read_response(self, result: Any, usage: Usage) -> None:
-        model = getattr(result, "model", None)
-        if isinstance(model, str):
-            usage.model = model
-        read_usage(getattr(result, "usage", None), usage)
 
     def read_chunk(self, item: Any, usage: Usage) -> None:
         kind = getattr(item, "type", None)
