@@ -171,3 +171,40 @@ def test_openmetrics_is_parseable_and_typed() -> None:
             assert types[family] == m.kind, m.name
     assert types["agentrel_run_retry_depth"] == "histogram"
     assert types["agentrel_tool_failures"] == "counter"
+
+
+def test_every_reader_sees_the_exemplars() -> None:
+    """The SDK hands an exemplar out once per collection; the endpoint remembers the latest
+    per bucket, so a second scraper (an HA Prometheus pair, the demo's own readout) sees it
+    too, and a newer run replaces it."""
+    reader = InMemoryMetricReader()
+    mp = MeterProvider(metric_readers=[reader])
+    T.inject(TracerProvider(), mp)
+    registry = registry_for(reader)
+
+    def exemplar_trace_ids() -> list[str]:
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families as om
+
+        text = generate_openmetrics(registry).decode()
+        return [
+            smp.exemplar.labels["trace_id"]
+            for fam in om(text)
+            for smp in fam.samples
+            if smp.name == "agentrel_run_retry_depth_bucket"
+            and smp.labels["le"] == "0.0"
+            and smp.exemplar is not None
+        ]
+
+    try:
+        with agentrel.run("ex") as first:
+            pass
+        want = format(first._span.get_span_context().trace_id, "032x")  # type: ignore[union-attr]
+        assert exemplar_trace_ids() == [want]  # scraper A
+        assert exemplar_trace_ids() == [want]  # scraper B: still there
+        with agentrel.run("ex") as second:
+            pass
+        newer = format(second._span.get_span_context().trace_id, "032x")  # type: ignore[union-attr]
+        assert exemplar_trace_ids() == [newer]
+    finally:
+        T.uninject()
+        mp.shutdown()

@@ -60,10 +60,17 @@ class OpenTelemetryCollector(Collector):
 
     def __init__(self, reader: InMemoryMetricReader) -> None:
         self._reader = reader
+        # The SDK hands each exemplar out once (its reservoir resets at every collection), but
+        # an endpoint has several readers: HA Prometheus pairs, an app's own readout. Keep the
+        # latest exemplar per series and bucket, so every scrape sees it. Bounded by the
+        # series count times the bucket count.
+        self._exemplars: dict[tuple[str, frozenset[tuple[str, str]]], dict[int, Exemplar]] = {}
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterable[PromMetric]:
         try:
-            return list(self._collect())
+            with self._lock:  # one collection at a time: the exemplar memory is shared
+                return list(self._collect())
         except Exception as exc:
             telemetry_error("prometheus.collect", exc)
             return []
@@ -110,36 +117,58 @@ class OpenTelemetryCollector(Collector):
                 family_name, metric.description or "", kind, unit
             )
         if isinstance(d, Histogram):
-            _add_histogram(fam, name, d, scope)
+            self._add_histogram(fam, name, d, scope)
             return
         for ndp in d.data_points:
+            labels = {**_labels(ndp.attributes), **scope}
             ex = None
             if kind == "counter":
+                remembered = self._remember(name, labels)
                 for raw in ndp.exemplars or ():
-                    ex = _exemplar(raw) or ex
-            fam.add_sample(name, {**_labels(ndp.attributes), **scope}, ndp.value, None, ex)
+                    e = _exemplar(raw)
+                    if e is not None:
+                        remembered[0] = e
+                ex = remembered.get(0)
+            fam.add_sample(name, labels, ndp.value, None, ex)
+
+    def _remember(self, name: str, labels: dict[str, str]) -> dict[int, Exemplar]:
+        key = (name, frozenset(labels.items()))
+        remembered = self._exemplars.get(key)
+        if remembered is None:
+            remembered = self._exemplars[key] = {}
+        return remembered
+
+    def _add_histogram(
+        self, fam: PromMetric, name: str, d: Histogram, scope: dict[str, str]
+    ) -> None:
+        for dp in d.data_points:
+            labels = {**_labels(dp.attributes), **scope}
+            bounds = list(dp.explicit_bounds)
+            exemplars = self._remember(name, labels)
+            for raw in dp.exemplars or ():
+                e = _exemplar(raw)
+                if e is None:
+                    continue
+                idx = next((i for i, b in enumerate(bounds) if raw.value <= b), len(bounds))
+                exemplars[idx] = e
+            _histogram_samples(fam, name, labels, dp, bounds, exemplars)
 
 
-def _add_histogram(fam: PromMetric, name: str, d: Histogram, scope: dict[str, str]) -> None:
-    for dp in d.data_points:
-        labels = {**_labels(dp.attributes), **scope}
-        bounds = list(dp.explicit_bounds)
-        exemplars: dict[int, Exemplar] = {}
-        for raw in dp.exemplars or ():
-            e = _exemplar(raw)
-            if e is None:
-                continue
-            idx = next((i for i, b in enumerate(bounds) if raw.value <= b), len(bounds))
-            exemplars[idx] = e
-        cumulative = 0
-        for i, count in enumerate(dp.bucket_counts):
-            cumulative += count
-            le = _fmt_bound(bounds[i]) if i < len(bounds) else "+Inf"
-            fam.add_sample(
-                name + "_bucket", {**labels, "le": le}, cumulative, None, exemplars.get(i)
-            )
-        fam.add_sample(name + "_count", labels, dp.count)
-        fam.add_sample(name + "_sum", labels, dp.sum)
+def _histogram_samples(
+    fam: PromMetric,
+    name: str,
+    labels: dict[str, str],
+    dp: Any,
+    bounds: list[float],
+    exemplars: dict[int, Exemplar],
+) -> None:
+    cumulative = 0
+    for i, count in enumerate(dp.bucket_counts):
+        cumulative += count
+        le = _fmt_bound(bounds[i]) if i < len(bounds) else "+Inf"
+        fam.add_sample(name + "_bucket", {**labels, "le": le}, cumulative, None, exemplars.get(i))
+    fam.add_sample(name + "_count", labels, dp.count)
+    fam.add_sample(name + "_sum", labels, dp.sum)
 
 
 def registry_for(reader: InMemoryMetricReader) -> CollectorRegistry:
