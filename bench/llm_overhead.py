@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from overhead import configure_sdk
 
 import agentrel
 from agentrel import testing
@@ -78,23 +81,6 @@ def measure(
     )
 
 
-def _production_providers() -> tuple[Any, Any]:
-    """SDK providers as ``configure()`` builds them: spans batched to an exporter (here one
-    that drops them), metrics held for a pull reader."""
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
-    class Null(SpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
-
-    tp = TracerProvider()
-    tp.add_span_processor(BatchSpanProcessor(Null(), max_queue_size=100_000))
-    return tp, MeterProvider(metric_readers=[InMemoryMetricReader()])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
@@ -125,8 +111,7 @@ def main() -> None:
 
     print(f"python {sys.version.split()[0]}, {args.rounds} rounds x {args.calls} calls each")
     print("-- production-like providers (batch span processor, metric reader), the call alone")
-    tp, mp = _production_providers()
-    T.inject(tp, mp)
+    configure_sdk()
     try:
         measure("openai chat.completions", oa(oa_bare), oa(oa_inst), args.rounds, args.calls, False)
         measure("anthropic messages", an(an_bare), an(an_inst), args.rounds, args.calls, False)

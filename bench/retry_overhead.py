@@ -16,37 +16,12 @@ from __future__ import annotations
 import gc
 import statistics
 import sys
-import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-QUICK = "--quick" in sys.argv
-ROUNDS = 5 if QUICK else 15
-CALLS = 2_000 if QUICK else 10_000
-
-
-def configure_sdk() -> None:
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
-    from agentrel._runtime import T
-
-    class Null(SpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
-
-    tp = TracerProvider()
-    tp.add_span_processor(BatchSpanProcessor(Null(), max_queue_size=100_000))
-    T.inject(tp, MeterProvider(metric_readers=[InMemoryMetricReader()]))
-
-
-def per_call(fn: Callable[[int], Any], calls: int) -> float:
-    t0 = time.perf_counter_ns()
-    for i in range(calls):
-        fn(i)
-    return (time.perf_counter_ns() - t0) / calls
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from overhead import CALLS, ROUNDS, configure_sdk, line, per_call
 
 
 def on_off(fn: Callable[[int], Any]) -> tuple[float, float, float]:
@@ -69,11 +44,6 @@ def on_off(fn: Callable[[int], Any]) -> tuple[float, float, float]:
         gc.enable()
     m_on, m_off = statistics.median(on), statistics.median(off)
     return m_on, m_off, m_on / m_off
-
-
-def line(label: str, result: tuple[float, float, float], target: str) -> None:
-    a, b, ratio = result
-    print(f"{label:<58} {ratio:6.3f}   ({a:8.0f} ns ÷ {b:8.0f} ns)   target {target}")
 
 
 def main() -> None:

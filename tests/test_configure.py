@@ -13,6 +13,21 @@ import pytest
 
 import agentrel
 
+#: An OTLP "collector" on 127.0.0.1 that accepts requests and never answers in time.
+STALLED_COLLECTOR = """
+        import threading, time, agentrel
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        class Stall(BaseHTTPRequestHandler):
+            def do_POST(self):
+                time.sleep(120)
+            def log_message(self, *a):
+                pass
+
+        srv = HTTPServer(("127.0.0.1", 0), Stall)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+"""
+
 
 def run_py(code: str, timeout: float = 120, **env: str) -> str:
     proc = subprocess.run(
@@ -226,18 +241,8 @@ def test_shutdown_is_bounded_when_the_collector_is_unreachable() -> None:
     """shutdown(timeout=) gives up waiting, and the process exits, although the collector
     never answers and the exporter would wait 60 s (a hang shows as TimeoutExpired)."""
     out = run_py(
-        """
-        import threading, time, agentrel
-        from http.server import BaseHTTPRequestHandler, HTTPServer
-
-        class Stall(BaseHTTPRequestHandler):  # accepts, then never answers in time
-            def do_POST(self):
-                time.sleep(120)
-            def log_message(self, *a):
-                pass
-
-        srv = HTTPServer(("127.0.0.1", 0), Stall)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        STALLED_COLLECTOR
+        + """
         cfg = agentrel.configure(otlp_endpoint=f"http://127.0.0.1:{srv.server_port}")
 
         @agentrel.tool
@@ -258,18 +263,8 @@ def test_exit_without_shutdown_is_bounded() -> None:
     """An application that never calls shutdown() still exits: agentrel's atexit flush is
     bounded (EXIT_TIMEOUT), unlike the SDK's own, which would wait for the exporter."""
     out = run_py(
-        """
-        import threading, time, agentrel
-        from http.server import BaseHTTPRequestHandler, HTTPServer
-
-        class Stall(BaseHTTPRequestHandler):
-            def do_POST(self):
-                time.sleep(120)
-            def log_message(self, *a):
-                pass
-
-        srv = HTTPServer(("127.0.0.1", 0), Stall)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        STALLED_COLLECTOR
+        + """
         agentrel.configure(otlp_endpoint=f"http://127.0.0.1:{srv.server_port}")
 
         @agentrel.tool
