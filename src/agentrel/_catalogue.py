@@ -174,7 +174,6 @@ METRICS: tuple[MetricSpec, ...] = (
     CLIENT_TOKEN_USAGE,
     CLIENT_OPERATION_DURATION,
 )
-BY_NAME = {m.name: m for m in METRICS}
 
 # --- OpenTelemetry -> Prometheus name translation --------------------------------------------
 # The rules of the OpenTelemetry spec (compatibility/prometheus_and_openmetrics.md) as

@@ -29,6 +29,7 @@ from ._scopes import (
     leave,
     leave_run,
     open_run,
+    quiet,
     record_tokens,
     start_call,
 )
@@ -232,7 +233,7 @@ def _run_lifecycle(name: str, cohort: str | None, budget: int | None) -> _Lifecy
 
 
 def _fast(lc: _Lifecycle) -> bool:
-    return lc.fast_exit and not T.active and not T.refresh() and _RUN.get() is None
+    return lc.fast_exit and quiet()
 
 
 def _wrap_gen(fn: Callable[..., Iterator[Any]], lc: _Lifecycle) -> Callable[..., Iterator[Any]]:

@@ -26,13 +26,13 @@ from . import _catalogue as cat
 from ._decorators import _flagged
 from ._runtime import T, telemetry_error
 from ._scopes import (
-    _RUN,
     Call,
     CallSpec,
     enter,
     error_type,
     finish_call,
     leave,
+    quiet,
     start_call,
 )
 
@@ -163,7 +163,7 @@ class _Scope:
 
 
 def _open(chain: _Chain) -> _Scope | None:
-    if not T.active and not T.refresh() and _RUN.get() is None:
+    if quiet():
         return None
     try:
         call = start_call(chain.spec)

@@ -38,7 +38,7 @@ import wrapt
 from . import _catalogue as cat
 from ._content import set_content
 from ._runtime import T, telemetry_error, warn_once
-from ._scopes import _RUN, Call, CallSpec, enter, finish_call, leave, start_call
+from ._scopes import Call, CallSpec, enter, finish_call, leave, quiet, start_call
 
 __all__ = ["Adapter", "Usage", "instrument", "uninstrument"]
 
@@ -276,7 +276,7 @@ def _detach(ctx: _Ctx | None) -> None:
 
 
 def _fast() -> bool:
-    return not T.active and not T.refresh() and _RUN.get() is None
+    return quiet()
 
 
 # --- call specs, one per (provider, model) -------------------------------------------------------

@@ -213,6 +213,12 @@ def current_run() -> Run | None:
     return _RUN.get()
 
 
+def quiet() -> bool:
+    """Nothing to record: no SDK anywhere and no run to count into (the cheap exit). The
+    function decorators inline this test on their hot path."""
+    return not T.active and not T.refresh() and _RUN.get() is None
+
+
 class Call:
     """One logical tool or LLM call; attempts are counted inside it."""
 

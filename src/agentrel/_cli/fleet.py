@@ -33,7 +33,6 @@ from typing import Any
 
 import agentrel
 
-AGENTS = ("support", "refunds")
 COHORTS = ("enterprise", "smb", "free")
 COHORT_WEIGHTS = (0.25, 0.45, 0.30)
 #: the share of requests that ask for a refund (handled by the ``refunds`` agent)

@@ -20,7 +20,7 @@ from .. import _catalogue as cat
 _L = cat.prometheus_label
 AGENT, COHORT, OUTCOME = _L(cat.AGENT), _L(cat.COHORT), _L(cat.OUTCOME)
 TOOL, ERROR_TYPE, ABSORBED = _L(cat.TOOL), _L(cat.ERROR_TYPE), _L(cat.ABSORBED)
-DISPOSITION, CHAIN = _L(cat.DISPOSITION), _L(cat.FALLBACK_CHAIN)
+DISPOSITION = _L(cat.DISPOSITION)
 FROM_TIER, TO_TIER = _L(cat.FALLBACK_FROM), _L(cat.FALLBACK_TO)
 
 _RETRY_DEPTH = cat.RUN_RETRY_DEPTH.prometheus_name
@@ -62,7 +62,6 @@ class Group:
     runs: dict[str, float] = field(default_factory=lambda: dict.fromkeys(cat.OUTCOMES, 0.0))
     attempts: float = 0.0
     designed: float = 0.0
-    depth_sum: float = 0.0
     depth_buckets: dict[float, float] = field(default_factory=dict)
     tokens: dict[str, float] = field(default_factory=lambda: dict.fromkeys(cat.DISPOSITIONS, 0.0))
 
@@ -173,9 +172,6 @@ class Readout:
             for g in (self.fleet, self.cohort(get(COHORT, ""))):
                 g.runs[get(OUTCOME, "")] = g.runs.get(get(OUTCOME, ""), 0.0) + value
                 g.designed += value * designed(get(AGENT, ""), get(COHORT, ""))
-        elif name == _RETRY_DEPTH + "_sum":
-            for g in (self.fleet, self.cohort(get(COHORT, ""))):
-                g.depth_sum += value
         elif name == _RETRY_DEPTH + "_bucket":
             depth[get(COHORT, "")][float(get("le", "+Inf"))] += value
         elif name == _RUN_ATTEMPTS + "_sum":

@@ -34,10 +34,9 @@ from typing import Any
 import wrapt
 
 from .. import _catalogue as cat
-from .._runtime import T, logger, telemetry_error
+from .._runtime import logger, telemetry_error
 from .._scopes import (
     _CALL,
-    _RUN,
     Call,
     CallSpec,
     before_run_finish,
@@ -45,6 +44,7 @@ from .._scopes import (
     error_type,
     finish_call,
     leave,
+    quiet,
     start_call,
 )
 
@@ -309,7 +309,7 @@ def _wanted(retrying: Any) -> tuple[bool, Any]:
 
 
 def _quiet() -> bool:
-    return not T.active and not T.refresh() and _RUN.get() is None
+    return quiet()
 
 
 def _bind(rs: Any, retrying: Any) -> _Tracker | None:
