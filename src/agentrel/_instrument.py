@@ -207,14 +207,17 @@ class _Flight:
             if usage is not None:
                 call.add_tokens(None, usage.input, usage.output)
                 call.response_model = usage.model
-                span = call.span
-                if span is not None and span.is_recording():
-                    extras = {
-                        _SPAN_CACHE_READ: usage.cache_read,
-                        _SPAN_CACHE_CREATION: usage.cache_creation,
-                        _SPAN_REASONING: usage.reasoning,
-                    }
-                    span.set_attributes({k: v for k, v in extras.items() if v is not None})
+                extras = {
+                    k: v
+                    for k, v in (
+                        (_SPAN_CACHE_READ, usage.cache_read),
+                        (_SPAN_CACHE_CREATION, usage.cache_creation),
+                        (_SPAN_REASONING, usage.reasoning),
+                    )
+                    if v is not None
+                }
+                if extras:  # set on the span with the outcome, in one write
+                    call.span_extra = extras
         except Exception as err:
             telemetry_error("llm.usage", err)
         try:

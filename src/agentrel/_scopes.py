@@ -247,6 +247,7 @@ class Call:
         "retried",
         "run",
         "span",
+        "span_extra",
         "spec",
     )
 
@@ -264,6 +265,8 @@ class Call:
         self.adoptable = False
         #: the model that answered (LLM calls; set by instrumented clients), for semconv.
         self.response_model: str | None = None
+        #: attributes to set on the span when the call ends (one write with the outcome).
+        self.span_extra: dict[str, Any] | None = None
         self._adopted = False
         self._open = False
         self._attempt_start = 0.0
@@ -474,6 +477,11 @@ def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) ->
         outcome = cat.RECOVERED if (call.failed_attempts or call.inner_failures) else cat.SUCCESS
     spec = call.spec
     duration = _now() - call._start
+    span = call.span
+    recording = span is not None and span.is_recording()
+    attrs: dict[str, Any] | None = (
+        {cat.OUTCOME: outcome, "agentrel.call.attempts": call.attempt} if recording else None
+    )
     try:
         T.tool_attempts.record(call.attempt, spec._outcome_attrs[outcome])
         if spec.kind == "tool":
@@ -481,14 +489,14 @@ def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) ->
                 duration, spec.error_attrs(call.error_type if failed else None)
             )
         elif spec.kind == "llm":
-            _record_llm_semconv(call, duration, failed)
+            _record_llm_semconv(call, duration, failed, attrs)
     except Exception as err:  # a broken meter must not cost the run its bookkeeping
         telemetry_error("call.metrics", err)
     _hand_over(call, exc, failed)
-    span = call.span
     if span is not None:
-        if span.is_recording():
-            attrs: dict[str, Any] = {cat.OUTCOME: outcome, "agentrel.call.attempts": call.attempt}
+        if attrs is not None:
+            if call.span_extra:
+                attrs.update(call.span_extra)
             if failed:
                 attrs[cat.ERROR_TYPE] = call.error_type
                 span.set_status(Status(StatusCode.ERROR, call.error_type))
@@ -546,17 +554,36 @@ def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> None:
     _emit_tokens(None, None, useful, wasted)
 
 
-def _record_llm_semconv(call: Call, duration: float, failed: bool) -> None:
-    spec = call.spec
+#: (spec, response model) -> semconv attributes: the operation's, and per token type.
+_LlmAttrs = tuple[dict[str, Any], dict[str, dict[str, Any]]]
+_llm_attr_cache: dict[tuple[CallSpec, str | None], _LlmAttrs] = {}
+_LLM_ATTR_CACHE_MAX = 1024
+
+
+def _llm_attrs(spec: CallSpec, response_model: str | None) -> _LlmAttrs:
+    key = (spec, response_model)
+    found = _llm_attr_cache.get(key)
+    if found is not None:
+        return found
     base: dict[str, Any] = {cat.OPERATION: "chat"}
     if spec.provider:
         base[cat.PROVIDER] = spec.provider
     if spec.model:
         base[cat.REQUEST_MODEL] = spec.model
-    if call.response_model:
-        base[cat.RESPONSE_MODEL] = call.response_model
-        if call.span is not None and call.span.is_recording():
-            call.span.set_attribute(cat.RESPONSE_MODEL, call.response_model)
+    if response_model:
+        base[cat.RESPONSE_MODEL] = response_model
+    by_type = {t: {**base, cat.TOKEN_TYPE: t} for t in (cat.INPUT, cat.OUTPUT)}
+    if len(_llm_attr_cache) < _LLM_ATTR_CACHE_MAX:  # bounded: response models are open-ended
+        _llm_attr_cache[key] = (base, by_type)
+    return base, by_type
+
+
+def _record_llm_semconv(
+    call: Call, duration: float, failed: bool, span_attrs: dict[str, Any] | None
+) -> None:
+    """gen_ai.client.* for an LLM call; its usage and response model go into ``span_attrs``
+    (the span's final attributes, None when the span is not recording)."""
+    base, by_type = _llm_attrs(call.spec, call.response_model)
     if failed:
         T.client_operation_duration.record(duration, {**base, cat.ERROR_TYPE: call.error_type})
     else:
@@ -567,15 +594,16 @@ def _record_llm_semconv(call: Call, duration: float, failed: bool) -> None:
             for (_, ttype), n in src.items():
                 totals[ttype] = totals.get(ttype, 0) + n
     for ttype, n in totals.items():
-        T.client_token_usage.record(n, {**base, cat.TOKEN_TYPE: ttype})
-    span = call.span
-    if span is not None and span.is_recording() and totals:
-        span.set_attributes(
-            {
-                "gen_ai.usage.input_tokens": totals.get(cat.INPUT, 0),
-                "gen_ai.usage.output_tokens": totals.get(cat.OUTPUT, 0),
-            }
+        attrs = by_type.get(ttype)
+        T.client_token_usage.record(
+            n, attrs if attrs is not None else {**base, cat.TOKEN_TYPE: ttype}
         )
+    if span_attrs is not None:
+        if call.response_model:
+            span_attrs[cat.RESPONSE_MODEL] = call.response_model
+        if totals:
+            span_attrs["gen_ai.usage.input_tokens"] = totals.get(cat.INPUT, 0)
+            span_attrs["gen_ai.usage.output_tokens"] = totals.get(cat.OUTPUT, 0)
 
 
 _token_attr_cache: dict[tuple[str | None, str | None, str | None, str, str], dict[str, str]] = {}
