@@ -192,6 +192,28 @@ def test_async_stream_helper_and_stream_true(cap: testing.Capture) -> None:
     assert cap.counter("agentrel.tokens") == 68
 
 
+def test_async_stream_read_in_part_is_ended_with_its_run(cap: testing.Capture) -> None:
+    """AsyncAnthropic create(stream=True), one event read, left open: the run ends the
+    call with the usage seen so far (message_start: 25 input, 1 output)."""
+    client = agentrel.instrument(anthropic_client(Script((200, message_sse())), is_async=True))
+
+    async def main() -> Any:
+        async with agentrel.run("support"):
+            stream = await _create(client, stream=True)
+            first = await stream.__anext__()
+            assert first.type == "message_start"
+            return stream
+
+    stream = asyncio.run(main())
+    [span] = cap.spans(f"chat {MODEL}")
+    assert span.attributes["agentrel.stream.abandoned"] is True
+    assert span.attributes["gen_ai.usage.input_tokens"] == 25
+    assert span.attributes["gen_ai.usage.output_tokens"] == 1
+    assert cap.counter("agentrel.tokens", {"agentrel.token.disposition": "useful"}) == 26
+    assert cap.histogram("agentrel.tool.attempts", {"agentrel.outcome": "success"}).count == 1
+    del stream
+
+
 def test_with_raw_response_and_with_options(cap: testing.Capture) -> None:
     """with_raw_response and with_options keep working and stay instrumented."""
     script = Script((200, message_body()))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -205,6 +208,101 @@ def test_stream_closed_early_ends_the_call(cap: testing.Capture) -> None:
     stream.close()
     assert len(cap.spans("chat gpt-4o")) == 1
     assert cap.histogram("agentrel.tool.attempts", {"agentrel.outcome": "success"}).count == 1
+
+
+def test_stream_never_read_is_ended_with_its_run(cap: testing.Capture) -> None:
+    """A stream nobody reads or closes: its call ends with its run (marked abandoned), so
+    the run's span and metrics still hold it; reading it afterwards records nothing more."""
+    client = agentrel.instrument(openai_client(Script((200, chat_sse()))))
+    with agentrel.run("support"):
+        stream = _create(client, stream=True, stream_options={"include_usage": True})
+    [span] = cap.spans("chat gpt-4o")
+    [run] = cap.spans("invoke_agent support")
+    assert span.parent is not None and span.parent.span_id == run.context.span_id
+    assert span.attributes["agentrel.stream.abandoned"] is True
+    assert span.attributes["agentrel.outcome"] == "success"
+    assert span.end_time is not None and run.end_time is not None
+    assert span.end_time <= run.end_time
+    attempts = cap.histogram("agentrel.tool.attempts", {**TOOL, "agentrel.outcome": "success"})
+    assert (attempts.count, attempts.sum) == (1, 1)
+    run_attempts = cap.histogram("agentrel.run.attempts", {"agentrel.outcome": "success"})
+    assert (run_attempts.count, run_attempts.sum) == (1, 1)
+    assert len(list(stream)) == 3  # the stream itself is untouched
+    assert len(cap.spans("chat gpt-4o")) == 1
+    assert cap.counter("agentrel.tokens") == 0  # its usage came after its run had ended
+
+
+def test_stream_dropped_outside_a_run_ends_at_the_next_call(cap: testing.Capture) -> None:
+    """A stream read in part and dropped outside any run: the garbage collector only queues
+    its call (ending it there could deadlock); the next instrumented call ends it."""
+    script = Script((200, chat_sse()), (200, chat_body()))
+    client = agentrel.instrument(openai_client(script))
+    stream = _create(client, stream=True, stream_options={"include_usage": True})
+    next(iter(stream))
+    del stream
+    gc.collect()
+    assert cap.spans("chat gpt-4o") == []
+    _create(client)
+    spans = cap.spans("chat gpt-4o")
+    assert [s.attributes.get("agentrel.stream.abandoned") for s in spans] == [True, None]
+    assert cap.histogram("agentrel.tool.attempts", {"agentrel.outcome": "success"}).count == 2
+    assert cap.counter("agentrel.tokens") == 150  # the dropped stream never sent its usage
+
+
+def test_stream_read_to_the_end_is_not_abandoned(cap: testing.Capture) -> None:
+    """A stream read to its end, then dropped, ends once: the collector queues nothing."""
+    client = agentrel.instrument(openai_client(Script((200, chat_sse()))))
+    with agentrel.run("support"):
+        stream = _create(client, stream=True, stream_options={"include_usage": True})
+        list(stream)
+        del stream
+        gc.collect()
+    [span] = cap.spans("chat gpt-4o")
+    assert "agentrel.stream.abandoned" not in span.attributes
+    assert cap.counter("agentrel.tokens") == 27
+
+
+def test_reset_drops_streams_left_open() -> None:
+    """testing.reset(): a stream left open before it is never recorded afterwards."""
+    client = agentrel.instrument(openai_client(Script((200, chat_sse()), (200, chat_body()))))
+    with testing.capture():
+        stream = _create(client, stream=True)
+    testing.reset()
+    with testing.capture() as cap:
+        del stream
+        gc.collect()
+        _create(client)
+        assert cap.histogram("agentrel.tool.attempts").count == 1
+        assert [s.attributes.get("agentrel.stream.abandoned") for s in cap.spans()] == [None]
+
+
+def test_threads_each_end_their_own_abandoned_stream(cap: testing.Capture) -> None:
+    """16 threads, one run each over one shared client; odd ones leave their stream unread.
+    Each run ends its own stream's call, and only that one."""
+    client = agentrel.instrument(openai_client(Script((200, chat_sse()))))
+    barrier = threading.Barrier(16)
+
+    def one(i: int) -> Any:
+        with agentrel.run("support"):
+            stream = _create(client, stream=True, stream_options={"include_usage": True})
+            barrier.wait(timeout=30)  # every stream is open while the runs end
+            if i % 2 == 0:
+                list(stream)
+        return stream
+
+    with ThreadPoolExecutor(16) as pool:
+        streams = list(pool.map(one, range(16)))
+    assert len(streams) == 16
+    chats = cap.spans("chat gpt-4o")
+    runs = {r.context.span_id: r for r in cap.spans("invoke_agent support")}
+    assert len(chats) == 16 and len(runs) == 16
+    assert len({c.parent.span_id for c in chats}) == 16
+    for chat in chats:
+        run = runs[chat.parent.span_id]
+        assert chat.end_time <= run.end_time
+    assert sum(bool(c.attributes.get("agentrel.stream.abandoned")) for c in chats) == 8
+    assert cap.histogram("agentrel.tool.attempts", {"agentrel.outcome": "success"}).count == 16
+    assert cap.counter("agentrel.tokens", {"agentrel.token.disposition": "useful"}) == 8 * 27
 
 
 def test_async_stream_records_its_usage(cap: testing.Capture) -> None:

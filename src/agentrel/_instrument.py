@@ -38,7 +38,17 @@ import wrapt
 from . import _catalogue as cat
 from ._content import set_content
 from ._runtime import T, telemetry_error, warn_once
-from ._scopes import Call, CallSpec, enter, finish_call, leave, quiet, start_call
+from ._scopes import (
+    Call,
+    CallSpec,
+    Run,
+    before_run_finish,
+    enter,
+    finish_call,
+    leave,
+    quiet,
+    start_call,
+)
 
 __all__ = ["Adapter", "Usage", "instrument", "uninstrument"]
 
@@ -56,6 +66,7 @@ Tree = Mapping[str, Any]  # name -> Tree | kind
 _SPAN_CACHE_READ = "gen_ai.usage.cache_read.input_tokens"
 _SPAN_CACHE_CREATION = "gen_ai.usage.cache_creation.input_tokens"
 _SPAN_REASONING = "agentrel.usage.reasoning.output_tokens"
+_SPAN_ABANDONED = "agentrel.stream.abandoned"
 _INPUT_MESSAGES = "gen_ai.input.messages"
 _OUTPUT_MESSAGES = "gen_ai.output.messages"
 
@@ -121,7 +132,17 @@ _status_names: dict[tuple[str, int], str] = {}
 class _Flight:
     """One logical LLM call: its scope, the HTTP attempts seen, the usage reported."""
 
-    __slots__ = ("adapter", "call", "client", "done", "failed_at", "sends", "usage")
+    __slots__ = (
+        "abandoned",
+        "adapter",
+        "call",
+        "client",
+        "done",
+        "failed_at",
+        "finalizer",
+        "sends",
+        "usage",
+    )
 
     def __init__(self, call: Call, client: Any, adapter: Adapter) -> None:
         self.call = call
@@ -131,6 +152,9 @@ class _Flight:
         self.failed_at: float | None = None
         self.usage: Usage | None = None
         self.done = False
+        self.abandoned = False
+        #: set while a returned stream is watched (see ``_watch_stream``).
+        self.finalizer: weakref.finalize[Any, Any] | None = None
 
     # -- HTTP attempts (called by the send hook) --------------------------------------------
     def before_send(self) -> None:
@@ -188,6 +212,8 @@ class _Flight:
             telemetry_error("llm.usage", exc)
 
     def chunk(self, item: Any) -> None:
+        if self.done:  # read after its call ended (abandoned): nothing more to record
+            return
         try:
             usage = self.usage
             if usage is None:
@@ -196,11 +222,29 @@ class _Flight:
         except Exception as exc:
             telemetry_error("llm.usage", exc)
 
+    def _claim(self) -> bool:
+        """Whether this caller ends the call: true once. A watched stream can be ended by its
+        reader, its run's end and the next safe point after it was collected, in any thread."""
+        if self.done:
+            return False
+        finalizer = self.finalizer
+        if finalizer is None:
+            self.done = True
+            return True
+        with _streams_lock:
+            if self.done:
+                return False
+            self.done = True
+            _open_streams.discard(self)
+        finalizer.detach()
+        return True
+
     def finish(self, exc: BaseException | None) -> None:
         """End the call (once): tokens, response model, span extras, then the core's metrics."""
-        if self.done:
-            return
-        self.done = True
+        if self._claim():
+            self._end(exc)
+
+    def _end(self, exc: BaseException | None) -> None:
         call = self.call
         try:
             usage = self.usage
@@ -216,8 +260,12 @@ class _Flight:
                     )
                     if v is not None
                 }
-                if extras:  # set on the span with the outcome, in one write
-                    call.span_extra = extras
+            else:
+                extras = {}
+            if self.abandoned:
+                extras[_SPAN_ABANDONED] = True
+            if extras:  # set on the span with the outcome, in one write
+                call.span_extra = extras
         except Exception as err:
             telemetry_error("llm.usage", err)
         try:
@@ -225,19 +273,21 @@ class _Flight:
         except Exception as err:
             telemetry_error("call.finish", err)
 
-    def finish_detached(self, exc: BaseException | None) -> None:
+    def finish_detached(self, exc: BaseException | None, abandoned: bool = False) -> None:
         """``finish`` from outside the call (a stream ending): make it current meanwhile, so
-        histogram exemplars carry its trace."""
-        if self.done:
+        histogram exemplars carry its trace. ``abandoned``: nobody read the stream to its end
+        or closed it (its run ended, or it was collected); the span says so."""
+        if not self._claim():
             return
+        self.abandoned = abandoned
         try:
             tokens = enter(self.call)
         except Exception as err:
             telemetry_error("call.context", err)
-            self.finish(exc)
+            self._end(exc)
             return
         try:
-            self.finish(exc)
+            self._end(exc)
         finally:
             try:
                 leave(tokens)
@@ -247,8 +297,46 @@ class _Flight:
 
 _Ctx = tuple[Any, "Token[_Flight | None]"]
 
+#: Flights of returned streams not yet ended (read to the end, closed, or abandoned).
+_open_streams: set[_Flight] = set()
+_streams_lock = threading.Lock()
+#: Flights of streams collected before they ended. The garbage collector can run inside any
+#: allocation, even one made under a lock the call's end takes, so it only queues them
+#: (``list.append`` is atomic); ``_end_abandoned`` ends them at the next safe point.
+_collected: list[_Flight] = []
+
+
+def _end_abandoned(run: Run | None = None) -> None:
+    """End abandoned streams' calls: those collected unread, and (just before ``run`` is
+    classified) those of ``run`` still open, so the run's figures and trace hold them."""
+    while _collected:
+        try:
+            flight = _collected.pop()
+        except IndexError:  # another thread drained it
+            break
+        flight.finish_detached(None, abandoned=True)
+    if run is not None and _open_streams:
+        with _streams_lock:
+            mine = [f for f in _open_streams if f.call.run is run]
+        for flight in mine:
+            flight.finish_detached(None, abandoned=True)
+
+
+def _forget_streams() -> None:
+    """Drop every open or collected stream's call unrecorded (``testing.reset()``)."""
+    with _streams_lock:
+        flights = [*_open_streams, *_collected]
+        _open_streams.clear()
+        _collected.clear()
+    for flight in flights:
+        flight.done = True
+        if flight.finalizer is not None:
+            flight.finalizer.detach()
+
 
 def _begin(inst: _Instrumentation, model: object, kwargs: Mapping[str, Any]) -> _Flight | None:
+    if _collected:
+        _end_abandoned()
     try:
         call = start_call(_spec(inst.adapter.provider, model))
         flight = _Flight(call, inst.client, inst.adapter)
@@ -331,6 +419,10 @@ def _watch_stream(flight: _Flight, stream: Any) -> None:
         else:
             stream.__dict__["_iterator"] = _observe(inner, flight)
             stream.__dict__["close"] = _Closer(type(stream).close, weakref.ref(stream), flight)
+        # Left unread: ended when its run ends, or after the stream is collected.
+        flight.finalizer = weakref.finalize(stream, _collected.append, flight)
+        with _streams_lock:
+            _open_streams.add(flight)
     except Exception as exc:
         telemetry_error("llm.stream", exc)
         flight.finish_detached(None)
@@ -815,6 +907,8 @@ def instrument(obj: ObjT, *, tools: Mapping[str, Mapping[str, Any]] | None = Non
         )
     proxy = _Client(obj, _Instrumentation(obj, adapter), adapter.tree)
     _proxies[id(obj)] = proxy
+    if _end_abandoned not in before_run_finish:
+        before_run_finish.append(_end_abandoned)
     return proxy  # type: ignore[return-value]
 
 

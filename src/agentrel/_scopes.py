@@ -701,16 +701,17 @@ def leave_run(tokens: Any) -> None:
         telemetry_error("run.context", err)
 
 
-#: Called (guarded) just before a run is classified: integrations settle work they could
-#: not end at the time (e.g. a retry loop abandoned with ``return``, noticed by the GC).
-before_run_finish: list[Callable[[], None]] = []
+#: Called (guarded, with the run) just before a run is classified: integrations settle work
+#: they could not end at the time (a retry loop abandoned with ``return`` and noticed by the
+#: GC, an LLM stream nobody read to its end).
+before_run_finish: list[Callable[[Run], None]] = []
 
 
 def finish_run(run: Run, exc: BaseException | None) -> None:
     """Classify the run and record its metrics and span; call while it is still current."""
     for hook in before_run_finish:
         try:
-            hook()
+            hook(run)
         except Exception as err:
             telemetry_error("run.hook", err)
     try:

@@ -14,12 +14,13 @@ providers are not touched), so it works whether or not the application configure
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _config, _runtime
+from . import _config, _instrument, _runtime
 from ._runtime import T
 
 __all__ = ["Capture", "HistogramData", "capture", "reset"]
@@ -141,8 +142,9 @@ def capture() -> Iterator[Capture]:
 
 def reset() -> None:
     """Reset agentrel's process-wide state: injected providers, cohort allowlist, content
-    capture, the once-only log memory and the telemetry error counts. Global OpenTelemetry
-    providers, once set, cannot be unset and stay as they are."""
+    capture, the once-only log memory, the telemetry error counts, and work left to settle
+    later (LLM streams and retry loops abandoned before the reset are never recorded).
+    Global OpenTelemetry providers, once set, cannot be unset and stay as they are."""
     T.cohorts = frozenset()
     T.capture_content = False
     T.redact = None
@@ -150,3 +152,7 @@ def reset() -> None:
         T.uninject()
     _runtime.reset_guards()
     _config._forget()
+    _instrument._forget_streams()
+    tenacity = sys.modules.get("agentrel.integrations.tenacity")
+    if tenacity is not None:
+        tenacity._abandoned.clear()

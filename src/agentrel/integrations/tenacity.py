@@ -235,7 +235,7 @@ class _Tracker:
 _abandoned: list[_Tracker] = []
 
 
-def _drain_abandoned() -> None:
+def _drain_abandoned(_run: object = None) -> None:
     """End the calls of abandoned iterated retries; runs at safe points only (a new retry
     starting, a run about to be classified), never from the garbage collector."""
     while _abandoned:
