@@ -58,6 +58,7 @@ class CallSpec:
         "_error_attrs",
         "_name_attrs",
         "_outcome_attrs",
+        "composite",
         "idempotent",
         "kind",
         "model",
@@ -93,6 +94,10 @@ class CallSpec:
         #: the function a decorator wrapped (lets a retry integration tell whether the
         #: current call is the tool around the very function it retries).
         self.target: Any = None
+        #: its attempts are made of other work (a fallback chain's tiers): the run counts an
+        #: attempt only when no decorated call ran inside it (that call counted itself), and
+        #: a retry loop inside a tier belongs to the tier's work, not to this call.
+        self.composite = kind == "fallback"
         self.idempotent = idempotent
         self.system = system
         self.model = model
@@ -294,7 +299,7 @@ class Call:
             self.retried = True
         unsafe = False
         self._child_started = False
-        if self.run is not None and self.spec.kind != "fallback":
+        if self.run is not None and not self.spec.composite:
             unsafe = self.run._attempt_started(self.spec, first)
         if not first and not self.spec.idempotent:
             unsafe = True
@@ -346,8 +351,8 @@ class Call:
 
     def _close_attempt(self, failed: bool) -> None:
         """Settle the attempt's tokens (a failed attempt's are wasted even if the call later
-        recovers); a fallback chain's tier counts as a run attempt only when it was not
-        itself a decorated call (whose own attempts are counted)."""
+        recovers); a composite call's attempt (a fallback tier) counts as a run attempt only
+        when no decorated call ran inside it (whose own attempts are counted)."""
         self._open = False
         cur = self._cur
         if cur:
@@ -360,7 +365,7 @@ class Call:
                 self._useful = cur
             else:
                 _merge(self._useful, cur)
-        if self.spec.kind == "fallback" and not self._child_started and self.run is not None:
+        if self.spec.composite and not self._child_started and self.run is not None:
             self.run._attempt_started(self.spec, False)
 
     def record_delay(self, seconds: float) -> None:

@@ -282,7 +282,7 @@ def _encloses(parent: Call, fn: Any, stamina: Any) -> bool:
     * iterated retries (``for attempt in Retrying():``, stamina): only when the loop runs in
       the function the parent's tool wraps (its body, or stamina's wrapper around it).
     """
-    if parent.adoptable or parent.spec.kind == "fallback":
+    if parent.adoptable or parent.spec.composite:
         return False
     target = parent.spec.target
     if fn is not None:
