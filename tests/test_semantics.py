@@ -519,3 +519,42 @@ def test_child_tokens_follow_the_parent_attempt(cap: testing.Capture) -> None:
     with agentrel.run("r") as run:
         plan_and_act()
     assert (run.useful_tokens, run.wasted_tokens) == (10, 10)
+
+
+def test_a_run_inside_a_tool_is_an_independent_run(cap: testing.Capture) -> None:
+    """A sub-agent (a run opened inside a tool of another run) keeps its own figures: its
+    absorbed failure and tokens are not the outer run's; its span is the tool span's child."""
+
+    @agentrel.tool
+    def lookup() -> str:
+        agentrel.record_tokens(input=30, output=10, model="m")
+        return body()
+
+    body = script(TimeoutError(), "found")
+
+    @agentrel.tool
+    def delegate() -> str:
+        with agentrel.run("researcher"):
+            try:
+                lookup()
+            except TimeoutError:
+                pass
+            return str(lookup())
+
+    with agentrel.run("support"):
+        assert delegate() == "found"
+
+    inner = cap.histogram(RD, {AGENT: "researcher", OUTCOME: "recovered"})
+    assert (inner.count, inner.sum) == (1, 1)
+    outer = cap.histogram(RD, {AGENT: "support", OUTCOME: "success"})
+    assert (outer.count, outer.sum) == (1, 0)
+    assert cap.histogram(RA, {AGENT: "researcher"}).sum == 2
+    assert cap.histogram(RA, {AGENT: "support"}).sum == 1
+    assert cap.counter(TOK, {AGENT: "researcher", DISPOSITION: "wasted"}) == 40
+    assert cap.counter(TOK, {AGENT: "researcher", DISPOSITION: "useful"}) == 40
+    assert cap.counter(TOK, {AGENT: "support"}) == 0
+    assert cap.counter(TF, {TOOL: "lookup", ABSORBED: "true"}) == 1
+    [delegate_span] = cap.spans("execute_tool delegate")
+    [researcher] = cap.spans("invoke_agent researcher")
+    assert researcher.parent is not None
+    assert researcher.parent.span_id == delegate_span.context.span_id
