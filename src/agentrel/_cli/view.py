@@ -134,7 +134,10 @@ def agentrel_rows(r: Readout, p: Progress) -> list[tuple[str, str]]:
         ("answers served by", _tiers_line(r)),
         ("fallbacks", _fallbacks_line(r)),
         ("unsafe retries", _unsafe_line(r)),
-        ("backoff waits", f"{count(r.delay_count)} waits, {num(r.delay_sum)} s in total"),
+        (
+            "backoff waits",
+            f"{count(r.delay_count)} waits, {num(r.delay_sum)} s in total (computed, not slept)",
+        ),
     ]
 
 
