@@ -198,3 +198,26 @@ def test_raising_collection_serves_empty_scrape(monkeypatch: pytest.MonkeyPatch)
     registry.register(OpenTelemetryCollector(reader))
     assert generate_latest(registry) == b""
     assert agentrel.telemetry_errors() == {"prometheus.collect": 1}
+
+
+@pytest.mark.parametrize("attr", ["client_operation_duration", "client_token_usage"])
+def test_raising_semconv_meter_on_an_llm_client(
+    cap: testing.Capture, monkeypatch: pytest.MonkeyPatch, attr: str
+) -> None:
+    """A broken gen_ai.client.* instrument: the SDK's own response comes back, the span keeps
+    its response model and usage, the run still gets its tokens."""
+    from llm_mocks import Script, chat_body, openai_client
+
+    broken = RaisingInstrument()
+    monkeypatch.setattr(T, attr, broken)
+    client = agentrel.instrument(openai_client(Script((200, chat_body()))))
+    with agentrel.run("r"):
+        result = client.chat.completions.create(model="gpt-4o", messages=[])
+    assert type(result).__name__ == "ChatCompletion" and result.usage.prompt_tokens == 100
+    assert broken.calls == 1
+    assert agentrel.telemetry_errors() == {"call.metrics": 1}
+    [span] = cap.spans("chat gpt-4o")
+    assert span.attributes["gen_ai.response.model"] == "gpt-4o-2024-08-06"
+    assert span.attributes["gen_ai.usage.input_tokens"] == 100
+    assert span.attributes["gen_ai.usage.output_tokens"] == 50
+    assert cap.counter("agentrel.tokens", {"agentrel.token.disposition": "useful"}) == 150

@@ -589,26 +589,26 @@ def _record_llm_semconv(
     """gen_ai.client.* for an LLM call; its usage and response model go into ``span_attrs``
     (the span's final attributes, None when the span is not recording)."""
     base, by_type = _llm_attrs(call.spec, call.response_model)
-    if failed:
-        T.client_operation_duration.record(duration, {**base, cat.ERROR_TYPE: call.error_type})
-    else:
-        T.client_operation_duration.record(duration, base)
     totals: dict[str, int] = {}
     for src in (call._useful, call._wasted):
         if src:
             for (_, ttype), n in src.items():
                 totals[ttype] = totals.get(ttype, 0) + n
-    for ttype, n in totals.items():
-        attrs = by_type.get(ttype)
-        T.client_token_usage.record(
-            n, attrs if attrs is not None else {**base, cat.TOKEN_TYPE: ttype}
-        )
-    if span_attrs is not None:
+    if span_attrs is not None:  # first: a failing meter below must not cost the span these
         if call.response_model:
             span_attrs[cat.RESPONSE_MODEL] = call.response_model
         if totals:
             span_attrs["gen_ai.usage.input_tokens"] = totals.get(cat.INPUT, 0)
             span_attrs["gen_ai.usage.output_tokens"] = totals.get(cat.OUTPUT, 0)
+    if failed:
+        T.client_operation_duration.record(duration, {**base, cat.ERROR_TYPE: call.error_type})
+    else:
+        T.client_operation_duration.record(duration, base)
+    for ttype, n in totals.items():
+        attrs = by_type.get(ttype)
+        T.client_token_usage.record(
+            n, attrs if attrs is not None else {**base, cat.TOKEN_TYPE: ttype}
+        )
 
 
 _token_attr_cache: dict[tuple[str | None, str | None, str | None, str, str], dict[str, str]] = {}
