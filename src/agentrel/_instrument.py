@@ -366,10 +366,6 @@ def _detach(ctx: _Ctx | None) -> None:
         telemetry_error("call.context", exc)
 
 
-def _fast() -> bool:
-    return quiet()
-
-
 # --- call specs, one per (provider, model) -------------------------------------------------------
 _MAX_MODELS = 256
 _specs: dict[tuple[str, str | None], CallSpec] = {}
@@ -495,7 +491,7 @@ class _StreamManager(wrapt.BaseObjectProxy[Any]):
         self._self_flight: _Flight | None = None
 
     def _self_start(self) -> tuple[_Flight | None, _Ctx | None]:
-        if _fast() or not self._self_inst.active:
+        if quiet() or not self._self_inst.active:
             return None, None
         flight = _begin(self._self_inst, self._self_model, self._self_kwargs)
         self._self_kwargs = None
@@ -584,7 +580,7 @@ def _wrap_method(fn: Callable[..., Any], inst: _Instrumentation, kind: str) -> A
 
         @functools.wraps(fn)
         async def acreate(*args: Any, **kwargs: Any) -> Any:
-            if _fast() or not inst.active:
+            if quiet() or not inst.active:
                 return await fn(*args, **kwargs)
             flight = _begin(inst, kwargs.get("model"), kwargs)
             if flight is None:
@@ -606,7 +602,7 @@ def _wrap_method(fn: Callable[..., Any], inst: _Instrumentation, kind: str) -> A
 
     @functools.wraps(fn)
     def create(*args: Any, **kwargs: Any) -> Any:
-        if _fast() or not inst.active:
+        if quiet() or not inst.active:
             return fn(*args, **kwargs)
         flight = _begin(inst, kwargs.get("model"), kwargs)
         if flight is None:

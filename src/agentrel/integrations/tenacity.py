@@ -308,10 +308,6 @@ def _wanted(retrying: Any) -> tuple[bool, Any]:
     return ("tenacity" in _users or (stamina is not None and "stamina" in _users)), stamina
 
 
-def _quiet() -> bool:
-    return quiet()
-
-
 def _bind(rs: Any, retrying: Any) -> _Tracker | None:
     """Find or create the tracker of a retry whose first ``iter`` is running."""
     if _abandoned:
@@ -324,7 +320,7 @@ def _bind(rs: Any, retrying: Any) -> _Tracker | None:
     if rs.fn is not None or rs.outcome is not None:
         return None  # a form we do not drive (tornado), or started before instrument()
     wanted, stamina = _wanted(retrying)
-    if not wanted or _quiet():
+    if not wanted or quiet():
         return None
     try:
         library = "tenacity" if stamina is None else "stamina"
@@ -401,7 +397,7 @@ def _guard(fn: Any, *args: Any) -> None:
 
 def _begin_call(instance: Any, args: Any, kwargs: Any) -> tuple[_Tracker, Any, Any] | None:
     """Before ``Retrying.__call__``: the tracker its first ``iter`` will bind, made current."""
-    if not getattr(instance, "enabled", True) or "tenacity" not in _users or _quiet():
+    if not getattr(instance, "enabled", True) or "tenacity" not in _users or quiet():
         return None
     try:
         fn = args[0] if args else kwargs.get("fn")
