@@ -14,7 +14,8 @@ from typing import Any, TypeVar, overload
 
 from . import _catalogue as cat
 from ._content import set_content
-from ._registry import ToolInfo, register
+from ._registry import ToolInfo
+from ._registry import register as register_tool
 from ._runtime import T, telemetry_error
 from ._scopes import (
     _CALL,
@@ -381,8 +382,10 @@ def tool_spec(
     owner: str | None = None,
     description: str | None = None,
     where: tuple[str | None, str | None, str | None, int | None] = (None, None, None, None),
+    register: bool = True,
 ) -> CallSpec:
-    """Validate tool metadata, register it in the inventory and return its call spec."""
+    """Validate tool metadata, register it in the inventory (unless ``register=False``) and
+    return its call spec."""
     _check_str(name, "tool name", optional=False)
     _check_str(system, "system")
     _check_str(owner, "owner")
@@ -404,11 +407,21 @@ def tool_spec(
     if owner:
         attrs["agentrel.tool.owner"] = owner
     module, qualname, file, line = where
-    register(
-        ToolInfo(
-            name, system, idempotent, reversible, owner, description, module, qualname, file, line
+    if register:
+        register_tool(
+            ToolInfo(
+                name,
+                system,
+                idempotent,
+                reversible,
+                owner,
+                description,
+                module,
+                qualname,
+                file,
+                line,
+            )
         )
-    )
     return CallSpec(name, "tool", span_attrs=attrs, idempotent=idempotent, system=system)
 
 

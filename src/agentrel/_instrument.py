@@ -859,17 +859,25 @@ def _tools_proxy(obj: Any, tools: Mapping[str, Mapping[str, Any]]) -> Any:
 _proxies: weakref.WeakValueDictionary[int, _Client] = weakref.WeakValueDictionary()
 
 
+#: top-level package of an SDK's client classes -> factory(client) -> Adapter | None.
+#: Filled by ``agentrel.instrumentation.register_llm_adapter``; the bundled adapters register
+#: themselves when their module is imported (``_BUNDLED`` says which module to import).
+_ADAPTERS: dict[str, Callable[[Any], Adapter | None]] = {}
+_BUNDLED = {
+    "openai": "agentrel.integrations.openai",
+    "anthropic": "agentrel.integrations.anthropic",
+}
+
+
 def _adapter_for(obj: Any) -> Adapter | None:
     module = type(obj).__module__.partition(".")[0]
-    if module == "openai":
-        from .integrations import openai
+    factory = _ADAPTERS.get(module)
+    if factory is None and module in _BUNDLED:
+        import importlib
 
-        return openai.adapter_for(obj)
-    if module == "anthropic":
-        from .integrations import anthropic
-
-        return anthropic.adapter_for(obj)
-    return None
+        importlib.import_module(_BUNDLED[module])
+        factory = _ADAPTERS.get(module)
+    return factory(obj) if factory is not None else None
 
 
 def instrument(obj: ObjT, *, tools: Mapping[str, Mapping[str, Any]] | None = None) -> ObjT:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .._instrument import CREATE, RAW, STREAM, Adapter, Usage
+from ..instrumentation import CREATE, RAW, STREAM, Adapter, Usage, register_llm_adapter
 
 __all__ = ["adapter_for"]
 
@@ -110,3 +110,6 @@ def adapter_for(client: Any) -> Adapter | None:
     if isinstance(client, anthropic.Anthropic):
         return AnthropicAdapter(is_async=False)
     return None
+
+
+register_llm_adapter("anthropic", adapter_for)
