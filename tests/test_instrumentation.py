@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -47,17 +50,30 @@ def test_exception_leaving_the_block_fails_the_call(cap: testing.Capture) -> Non
 
 
 def test_inert_when_nothing_records() -> None:
-    """No SDK and no run: the handle is inert, every method a no-op."""
-    assert not ai.is_recording()
-    with ai.call(SPEC) as call:
-        assert not call.recording
-        call.attempt_failed(TimeoutError())
-        call.retry_wait(1.0)
-        call.next_attempt()
-        call.add_tokens(input=1)
-        call.waste()
-    assert call.outcome is None
-    assert agentrel.telemetry_errors() == {}
+    """No SDK and no run (a fresh interpreter): the handle is inert, every method a no-op."""
+    code = textwrap.dedent(
+        """
+        import agentrel
+        from agentrel import instrumentation as ai
+        assert not ai.is_recording()
+        with ai.call(ai.tool_spec("t")) as call:
+            assert not call.recording
+            call.attempt_failed(TimeoutError())
+            call.retry_wait(1.0)
+            call.next_attempt()
+            call.add_tokens(input=1)
+            call.waste()
+        assert call.outcome is None
+        assert agentrel.telemetry_errors() == {}
+        print("inert")
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ""},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "inert"
 
 
 def test_adoptable_call_counts_a_decorated_tool_once(cap: testing.Capture) -> None:
