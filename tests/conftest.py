@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agentrel import _scopes, testing
+from agentrel import _clock, testing
 
 
 @pytest.fixture(autouse=True)
@@ -38,5 +38,5 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     c = FakeClock()
-    monkeypatch.setattr(_scopes, "_now", c)
+    monkeypatch.setattr(_clock, "now", c)
     return c

@@ -13,7 +13,7 @@ import pytest
 import agentrel
 from agentrel import testing
 from agentrel._catalogue import OUTCOME, TOOL
-from agentrel._scopes import current_call
+from agentrel.instrumentation import current_call
 
 TA = "agentrel.tool.attempts"
 

@@ -135,7 +135,7 @@ def test_weakref_callback_never_takes_the_hook_lock() -> None:
     import gc
     import threading
 
-    from agentrel import _instrument
+    from agentrel import _llm_http as _instrument
 
     class Http:
         def send(self, request: object) -> object:

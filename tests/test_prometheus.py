@@ -47,15 +47,15 @@ def _scenario() -> None:
             refund()
     except TimeoutError:
         pass
-    from agentrel._scopes import current_call
+    from agentrel.instrumentation import current_call
 
     @agentrel.tool
     def waits() -> None:
         call = current_call()
         assert call is not None
         call.attempt_failed(OSError())
-        call.record_delay(0.1)
-        call.begin_attempt()
+        call.retry_wait(0.1)
+        call.next_attempt()
 
     waits()
     T.fallbacks.add(1, {"agentrel.fallback.chain": "c", "agentrel.fallback.from_tier": "a"})

@@ -297,7 +297,7 @@ def test_nested_recovery_makes_outer_recovered(cap: testing.Capture) -> None:
 
 def test_recovery_time_and_delay_exact(cap: testing.Capture, clock: Any) -> None:
     """Recovery time = failed attempts' durations + backoff waits, to the second."""
-    from agentrel._scopes import current_call
+    from agentrel.instrumentation import current_call
 
     @agentrel.tool
     def slow() -> str:
@@ -305,8 +305,8 @@ def test_recovery_time_and_delay_exact(cap: testing.Capture, clock: Any) -> None
         assert call is not None
         clock.advance(2.0)
         call.attempt_failed(TimeoutError())
-        call.record_delay(0.5)
-        call.begin_attempt()
+        call.retry_wait(0.5)
+        call.next_attempt()
         clock.advance(1.0)
         return "ok"
 
@@ -364,15 +364,15 @@ def test_live_figures_during_run(cap: testing.Capture) -> None:
 
 def test_failed_attempts_stay_in_trace(cap: testing.Capture, clock: Any) -> None:
     """A recovered call's span keeps its failed attempt as an event with error.type."""
-    from agentrel._scopes import current_call
+    from agentrel.instrumentation import current_call
 
     @agentrel.tool
     def t() -> str:
         call = current_call()
         assert call is not None
         call.attempt_failed(ConnectionError())
-        call.record_delay(0.25)
-        call.begin_attempt()
+        call.retry_wait(0.25)
+        call.next_attempt()
         return "ok"
 
     with agentrel.run("r"):
@@ -477,7 +477,7 @@ def test_failed_attempt_tokens_are_wasted_even_when_the_call_recovers(
     cap: testing.Capture,
 ) -> None:
     """Tokens spent in a failed attempt are wasted; the recovering attempt's are useful."""
-    from agentrel._scopes import current_call
+    from agentrel.instrumentation import current_call
 
     @agentrel.llm(model="m")
     def ask() -> str:
@@ -485,7 +485,7 @@ def test_failed_attempt_tokens_are_wasted_even_when_the_call_recovers(
         assert call is not None
         agentrel.record_tokens(input=80, output=20)  # attempt 1: thrown away
         call.attempt_failed(TimeoutError())
-        call.begin_attempt()
+        call.next_attempt()
         agentrel.record_tokens(input=80, output=20)  # attempt 2: the answer
         return "ok"
 
@@ -499,7 +499,7 @@ def test_failed_attempt_tokens_are_wasted_even_when_the_call_recovers(
 def test_child_tokens_follow_the_parent_attempt(cap: testing.Capture) -> None:
     """A nested call's useful tokens belong to the parent's attempt in progress: wasted if
     that attempt fails."""
-    from agentrel._scopes import current_call
+    from agentrel.instrumentation import current_call
 
     @agentrel.llm(model="m")
     def think() -> str:
@@ -512,7 +512,7 @@ def test_child_tokens_follow_the_parent_attempt(cap: testing.Capture) -> None:
         assert call is not None
         think()
         call.attempt_failed(ConnectionError())  # the act failed: the plan is thrown away
-        call.begin_attempt()
+        call.next_attempt()
         think()
         return "done"
 

@@ -231,7 +231,7 @@ def test_a_raising_hook_call_is_guarded(
     def broken(*a: Any, **k: Any) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(agentrel._scopes.Call, "attempt_failed", broken)
+    monkeypatch.setattr(agentrel._call.Call, "attempt_failed", broken)
     fn = stamina.retry(on=TimeoutError, attempts=3, **FAST)(Script(TimeoutError()))
     with agentrel.run("support"):
         assert fn() == "ok"

@@ -12,10 +12,12 @@ from typing import Any
 from ._catalogue import METRICS
 from ._config import Configuration, configure, current_configuration
 from ._context import ContextThreadPoolExecutor, with_current_run
+from ._current import current_run
 from ._decorators import agent, llm, run, tool
+from ._guard import telemetry_errors
+from ._marks import record_tokens, reject
 from ._registry import ToolInfo, registered_tools
-from ._runtime import telemetry_errors
-from ._scopes import Run, current_run, record_tokens, reject
+from ._run import Run
 from ._version import __version__
 
 __all__ = [

@@ -79,6 +79,13 @@ class MetricSpec:
     buckets: tuple[float, ...] | None = None
 
     @property
+    def slot(self) -> str:
+        """The instrument's attribute on the hot-path telemetry object (``T.<slot>``): the
+        name without its ``agentrel.`` / ``gen_ai.`` prefix, dots as underscores."""
+        base = self.name.removeprefix("agentrel.").removeprefix("gen_ai.")
+        return base.replace(".", "_")
+
+    @property
     def prometheus_name(self) -> str:
         """The series name OpenTelemetry's Prometheus translation gives (without suffixes
         such as ``_bucket``)."""

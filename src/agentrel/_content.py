@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._runtime import T, telemetry_error
+from ._guard import telemetry_error
+from ._runtime import T
 
 #: Longest text put on a span attribute (characters, before redaction).
 LIMIT = 4096

@@ -1,7 +1,7 @@
 """``@agentrel.tool``, ``@agentrel.llm`` and ``@agentrel.agent``.
 
 The wrappers keep the wrapped function's value, exception object, signature, docstring and
-async-ness. Telemetry failures are caught by the guard (``_runtime.telemetry_error``); the
+async-ness. Telemetry failures are caught by the guard (``_guard.telemetry_error``); the
 tool's own exceptions always propagate unchanged.
 """
 
@@ -13,27 +13,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import Any, TypeVar, overload
 
 from . import _catalogue as cat
+from ._call import Call, enter, finish_call, leave, start_call
 from ._content import set_content
+from ._current import CALL, RUN, quiet
+from ._guard import flags, telemetry_error
+from ._marks import record_tokens
 from ._registry import ToolInfo
 from ._registry import register as register_tool
-from ._runtime import T, telemetry_error
-from ._scopes import (
-    _CALL,
-    _RUN,
-    Call,
-    CallSpec,
-    RunScope,
-    enter,
-    enter_run,
-    finish_call,
-    finish_run,
-    leave,
-    leave_run,
-    open_run,
-    quiet,
-    record_tokens,
-    start_call,
-)
+from ._run import RunScope, enter_run, finish_run, leave_run, open_run
+from ._runtime import T
+from ._spec import CallSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,19 +65,8 @@ def _capture_result(call: Call, result: Any) -> None:
         telemetry_error("capture", exc)
 
 
-def _flagged(pred: Callable[[Any], Any] | None, result: Any, site: str = "failure_when") -> bool:
-    """Whether a ``failure_when`` predicate flags ``result`` (a raising predicate: no)."""
-    if pred is None:
-        return False
-    try:
-        return bool(pred(result))
-    except Exception as exc:
-        telemetry_error(site, exc)
-        return False
-
-
 def _adopted(spec: CallSpec) -> Call | None:
-    parent = _CALL.get()
+    parent = CALL.get()
     if parent is not None and (parent.adoptable or parent.spec is spec):
         try:
             return parent if parent.adopt(spec) else None
@@ -108,7 +86,7 @@ def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not T.active and not T.refresh() and _RUN.get() is None:
+            if not T.active and RUN.get() is None:
                 return await fn(*args, **kwargs)
             adopted = _adopted(spec)
             if adopted is not None:
@@ -126,14 +104,14 @@ def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any
                 raise
             if T.capture_content:
                 _capture_result(call, result)
-            _end(call, tokens, None, _flagged(pred, result))
+            _end(call, tokens, None, flags(pred, result, "failure_when"))
             return result
 
         return async_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not T.active and not T.refresh() and _RUN.get() is None:
+        if not T.active and RUN.get() is None:
             return fn(*args, **kwargs)
         adopted = _adopted(spec)
         if adopted is not None:
@@ -151,7 +129,7 @@ def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any
             raise
         if T.capture_content:
             _capture_result(call, result)
-        _end(call, tokens, None, _flagged(pred, result))
+        _end(call, tokens, None, flags(pred, result, "failure_when"))
         return result
 
     return wrapper
@@ -173,7 +151,7 @@ def _run_adopted(call: Call, fn: Callable[..., Any], args: Any, kwargs: Any, pre
     except BaseException as exc:
         _attempt_outcome(call, exc, False)
         raise
-    _attempt_outcome(call, None, _flagged(pred, result))
+    _attempt_outcome(call, None, flags(pred, result, "failure_when"))
     return result
 
 
@@ -185,7 +163,7 @@ async def _run_adopted_async(
     except BaseException as exc:
         _attempt_outcome(call, exc, False)
         raise
-    _attempt_outcome(call, None, _flagged(pred, result))
+    _attempt_outcome(call, None, flags(pred, result, "failure_when"))
     return result
 
 
@@ -373,56 +351,78 @@ def _first_line(doc: str | None) -> str | None:
 
 
 # --- @agentrel.tool ------------------------------------------------------------------------------
-def tool_spec(
-    name: str,
-    *,
-    system: str | None = None,
-    idempotent: bool = True,
-    reversible: bool = True,
-    owner: str | None = None,
-    description: str | None = None,
-    where: tuple[str | None, str | None, str | None, int | None] = (None, None, None, None),
-    register: bool = True,
-) -> CallSpec:
-    """Validate tool metadata, register it in the inventory (unless ``register=False``) and
-    return its call spec."""
-    _check_str(name, "tool name", optional=False)
-    _check_str(system, "system")
-    _check_str(owner, "owner")
-    _check_bool(idempotent, "idempotent")
-    _check_bool(reversible, "reversible")
-    if description is not None and not isinstance(description, str):
-        raise TypeError(f"description must be a str, got {description!r}")
-    attrs: dict[str, Any] = {
-        cat.OPERATION: "execute_tool",
-        cat.TOOL: name,
-        "gen_ai.tool.type": "function",
-        "agentrel.tool.idempotent": idempotent,
-        "agentrel.tool.reversible": reversible,
-    }
-    if description:
-        attrs["gen_ai.tool.description"] = description
-    if system:
-        attrs["agentrel.tool.system"] = system
-    if owner:
-        attrs["agentrel.tool.owner"] = owner
-    module, qualname, file, line = where
-    if register:
-        register_tool(
-            ToolInfo(
-                name,
-                system,
-                idempotent,
-                reversible,
-                owner,
-                description,
-                module,
-                qualname,
-                file,
-                line,
-            )
+class ToolMeta:
+    """A tool's metadata, validated once (``TypeError`` for bad values), and the call spec it
+    makes (which registers the tool in the inventory)."""
+
+    __slots__ = ("description", "idempotent", "name", "owner", "reversible", "system")
+
+    def __init__(
+        self,
+        name: str | None,
+        *,
+        system: str | None = None,
+        idempotent: bool = True,
+        reversible: bool = True,
+        owner: str | None = None,
+        description: str | None = None,
+        name_required: bool = True,
+    ) -> None:
+        _check_str(name, "tool name", optional=not name_required)
+        _check_str(system, "system")
+        _check_str(owner, "owner")
+        _check_bool(idempotent, "idempotent")
+        _check_bool(reversible, "reversible")
+        if description is not None and not isinstance(description, str):
+            raise TypeError(f"description must be a str, got {description!r}")
+        self.name, self.system, self.owner = name, system, owner
+        self.idempotent, self.reversible, self.description = idempotent, reversible, description
+
+    def spec(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        where: tuple[str | None, str | None, str | None, int | None] = (None, None, None, None),
+        register: bool = True,
+        extra_attrs: dict[str, Any] | None = None,
+    ) -> CallSpec:
+        """The call spec; ``name``/``description`` fill in what the metadata left open (the
+        function's name and docstring). Registers the tool unless ``register=False``."""
+        tool_name = self.name or name
+        _check_str(tool_name, "tool name", optional=False)
+        assert tool_name is not None
+        desc = self.description if self.description is not None else description
+        attrs: dict[str, Any] = {
+            cat.OPERATION: "execute_tool",
+            cat.TOOL: tool_name,
+            "gen_ai.tool.type": "function",
+            "agentrel.tool.idempotent": self.idempotent,
+            "agentrel.tool.reversible": self.reversible,
+        }
+        if desc:
+            attrs["gen_ai.tool.description"] = desc
+        if self.system:
+            attrs["agentrel.tool.system"] = self.system
+        if self.owner:
+            attrs["agentrel.tool.owner"] = self.owner
+        if extra_attrs:
+            attrs.update(extra_attrs)
+        if register:
+            module, qualname, file, line = where
+            register_tool(
+                ToolInfo(
+                    tool_name, self.system, self.idempotent, self.reversible, self.owner, desc,
+                    module, qualname, file, line,
+                )
+            )  # fmt: skip
+        return CallSpec(
+            tool_name,
+            "tool",
+            span_attrs=attrs,
+            idempotent=self.idempotent,
+            system=self.system,
         )
-    return CallSpec(name, "tool", span_attrs=attrs, idempotent=idempotent, system=system)
 
 
 def _where(fn: Callable[..., Any]) -> tuple[str | None, str | None, str | None, int | None]:
@@ -477,23 +477,22 @@ def tool(
         if name is not None:
             raise TypeError("give the tool name once: positionally or as name=")
         name, wrapped = wrapped, None
-    _check_str(name, "tool name")
-    _check_str(system, "system")
-    _check_str(owner, "owner")
-    _check_bool(idempotent, "idempotent")
-    _check_bool(reversible, "reversible")
+    meta = ToolMeta(
+        name,
+        system=system,
+        idempotent=idempotent,
+        reversible=reversible,
+        owner=owner,
+        description=description,
+        name_required=False,
+    )
     _check_callable(failure_when, "failure_when")
 
     def make(fn: Callable[..., Any]) -> Any:
-        where = _where(fn)
-        spec = tool_spec(
-            name or getattr(fn, "__name__", None) or repr(fn),
-            system=system,
-            idempotent=idempotent,
-            reversible=reversible,
-            owner=owner,
-            description=description if description is not None else _first_line(fn.__doc__),
-            where=where,
+        spec = meta.spec(
+            name=getattr(fn, "__name__", None) or repr(fn),
+            description=_first_line(fn.__doc__),
+            where=_where(fn),
         )
         return _wrap_call(fn, spec, failure_when)
 
@@ -573,7 +572,7 @@ def llm(
 
 
 # --- @agentrel.agent / agentrel.run ---------------------------------------------------------------
-def _check_run_args(name: object, cohort: object, token_budget: object) -> None:
+def check_run_args(name: object, cohort: object, token_budget: object) -> None:
     _check_str(name, "agent name", optional=False)
     _check_str(cohort, "cohort")
     if token_budget is not None and (
@@ -601,7 +600,7 @@ def agent(
         return agent(getattr(fn, "__name__", "agent"), cohort=cohort, token_budget=token_budget)(fn)
     if name is None:
         raise TypeError("@agentrel.agent(...) needs a name: @agentrel.agent('support')")
-    _check_run_args(name, cohort, token_budget)
+    check_run_args(name, cohort, token_budget)
 
     def make(fn: Callable[..., Any]) -> Any:
         if inspect.isasyncgenfunction(fn):
@@ -634,5 +633,5 @@ def run(name: str, /, *, cohort: str | None = None, token_budget: int | None = N
     ``run.wasted_tokens``, ``run.token_amplification``) and, after the block, ``run.outcome``.
     An exception leaving the block fails the run and propagates unchanged.
     """
-    _check_run_args(name, cohort, token_budget)
+    check_run_args(name, cohort, token_budget)
     return RunScope(name, cohort, token_budget)

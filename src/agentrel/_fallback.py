@@ -23,18 +23,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import _catalogue as cat
-from ._decorators import _flagged
-from ._runtime import T, telemetry_error
-from ._scopes import (
-    Call,
-    CallSpec,
-    enter,
-    error_type,
-    finish_call,
-    leave,
-    quiet,
-    start_call,
-)
+from . import instrumentation as ai
+from .instrumentation import CallHandle, error_type
 
 __all__ = ["fallback", "fallback_to"]
 
@@ -64,11 +54,8 @@ class _Chain:
         self.fns = tuple(f for _, f in tiers)
         self.on = on
         self.failure_when = failure_when
-        self.spec = CallSpec(
-            name,
-            "fallback",
-            span_name=f"fallback {name}",
-            span_attrs={cat.FALLBACK_CHAIN: name, "agentrel.fallback.tiers": len(tiers)},
+        self.spec = ai.fallback_spec(
+            name, {cat.FALLBACK_CHAIN: name, "agentrel.fallback.tiers": len(tiers)}
         )
         self._moves: dict[tuple[int, str], dict[str, str]] = {}
         self._tier_attrs: tuple[dict[str, Any], ...] = tuple(
@@ -87,18 +74,18 @@ class _Chain:
         return attrs
 
     def flagged(self, result: Any) -> bool:
-        return _flagged(self.failure_when, result, "fallback.failure_when")
+        return ai.flags(self.failure_when, result, "fallback.failure_when")
 
 
 class _Scope:
     """The live state of one chain invocation (``None`` when telemetry is off)."""
 
-    __slots__ = ("call", "chain", "ctx_token", "span", "tokens")
+    __slots__ = ("call", "chain", "ctx_token", "saved", "span")
 
-    def __init__(self, chain: _Chain, call: Call, tokens: Any) -> None:
+    def __init__(self, chain: _Chain, call: CallHandle, saved: Any) -> None:
         self.chain = chain
         self.call = call
-        self.tokens = tokens
+        self.saved = saved
         self.span: Any = None
         self.ctx_token: Any = None
 
@@ -106,7 +93,7 @@ class _Scope:
     def tier_started(self, i: int) -> None:
         try:
             if self.call.span is not None:
-                span = T.tracer.start_span(
+                span = ai.tracer().start_span(
                     f"fallback_tier {self.chain.names[i]}",
                     kind=SpanKind.INTERNAL,
                     attributes=self.chain._tier_attrs[i],
@@ -114,7 +101,7 @@ class _Scope:
                 self.span = span
                 self.ctx_token = otel_context.attach(trace.set_span_in_context(span))
         except Exception as exc:
-            telemetry_error("fallback.tier", exc)
+            ai.report_error("fallback.tier", exc)
 
     def tier_ended(self, etype: str | None) -> None:
         span, token = self.span, self.ctx_token
@@ -128,18 +115,18 @@ class _Scope:
                     span.set_status(Status(StatusCode.ERROR, etype))
                 span.end()
         except Exception as exc:
-            telemetry_error("fallback.tier", exc)
+            ai.report_error("fallback.tier", exc)
 
     def moved_on(self, i: int, exc: BaseException | None, etype: str) -> None:
         """Tier ``i`` failed: count it (once), record the move, open the next attempt."""
         try:
             call = self.call
             # Closing the attempt as failed also wastes the tokens the tier recorded.
-            call.attempt_failed(exc, None if exc is not None else etype)
-            T.fallbacks.add(1, self.chain.move_attrs(i, etype))
-            call.begin_attempt()
+            call.attempt_failed(exc, error=None if exc is not None else etype)
+            ai.record_fallback(self.chain.move_attrs(i, etype))
+            call.next_attempt()
         except Exception as err:
-            telemetry_error("fallback.move", err)
+            ai.report_error("fallback.move", err)
 
     # -- the chain ----------------------------------------------------------------------------
     def finish(self, exc: BaseException | None, served: int | None) -> None:
@@ -152,24 +139,24 @@ class _Scope:
                         "agentrel.fallback.served_index": served,
                     }
                 )
-            finish_call(self.call, exc, served is None and exc is None)
+            self.call.finish(exc, flagged=served is None and exc is None)
         except Exception as err:
-            telemetry_error("fallback.finish", err)
+            ai.report_error("fallback.finish", err)
         finally:
             try:
-                leave(self.tokens)
+                ai.leave(self.saved)
             except Exception as err:  # pragma: no cover - context misuse by the application
-                telemetry_error("fallback.context", err)
+                ai.report_error("fallback.context", err)
 
 
 def _open(chain: _Chain) -> _Scope | None:
-    if quiet():
+    if not ai.is_recording():
         return None
     try:
-        call = start_call(chain.spec)
-        return _Scope(chain, call, enter(call))
+        call = ai.start(chain.spec)
+        return _Scope(chain, call, call.enter())
     except Exception as exc:
-        telemetry_error("fallback.start", exc)
+        ai.report_error("fallback.start", exc)
         return None
 
 

@@ -1,73 +1,52 @@
-"""Telemetry state: the tracer and instruments agentrel records into, and the guard.
+"""Telemetry state: the tracer and instruments agentrel records into.
 
 Instrumentation code imports only the OpenTelemetry *API*. Until an SDK provider is set
 (globally, by ``agentrel.configure()``, or injected by ``agentrel.testing.capture()``), the
-tracer and instruments are the API's no-op objects and the decorators take a cheap exit.
+tracer and instruments are the API's no-op objects, ``T.active`` is false, and the decorators
+take the cheap exit.
+
+agentrel learns of a provider being set instead of polling for it on every call: at import, when
+the application calls ``opentelemetry.trace.set_tracer_provider`` /
+``opentelemetry.metrics.set_meter_provider`` (agentrel wraps those two public functions so that
+they tell it), in ``configure()``, and when a run opens (``refresh()``).
+
+One instrument per catalogue entry (``_catalogue.METRICS``), bound as ``T.<spec.slot>``: adding
+a metric is one edit, its catalogue entry. Only ``_record`` records into them.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections import Counter
-from collections.abc import Mapping
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
-from opentelemetry import trace as _trace_api
-from opentelemetry.metrics import Counter as OTelCounter
-from opentelemetry.metrics import Histogram, Meter, MeterProvider, NoOpMeterProvider
-from opentelemetry.metrics import _internal as _metrics_api
+from opentelemetry.metrics import Meter, MeterProvider, NoOpMeterProvider
 from opentelemetry.trace import NoOpTracerProvider, Tracer, TracerProvider
 
 from . import _catalogue as cat
+from ._guard import telemetry_error
 from ._version import __version__
 
-logger = logging.getLogger("agentrel")
-
 _SCOPE = "agentrel"
+_FIXED = ("_injected", "active", "capture_content", "cohorts", "redact", "tracer")
+
+
+def is_set(provider: object) -> bool:
+    """Whether ``provider`` is a real provider, not the API's proxy (nothing set yet)."""
+    return type(provider).__name__ not in ("ProxyTracerProvider", "_ProxyMeterProvider")
 
 
 class Telemetry:
-    """Everything the hot path reads, in one object with slots."""
+    """Everything the hot path reads, in one object with slots (one per instrument)."""
 
-    __slots__ = (
-        "_injected",
-        "active",
-        "capture_content",
-        "client_operation_duration",
-        "client_token_usage",
-        "cohorts",
-        "execute_tool_duration",
-        "fallbacks",
-        "redact",
-        "retry_delay",
-        "run_attempts",
-        "run_recovery_time",
-        "run_retry_depth",
-        "run_token_amplification",
-        "tokens",
-        "tool_attempts",
-        "tool_failures",
-        "tracer",
-        "unsafe_retries",
-    )
+    __slots__ = (*_FIXED, *(spec.slot for spec in cat.METRICS))
 
     active: bool
     tracer: Tracer
-    run_retry_depth: Histogram
-    run_attempts: Histogram
-    run_token_amplification: Histogram
-    run_recovery_time: Histogram
-    tool_attempts: Histogram
-    tool_failures: OTelCounter
-    retry_delay: Histogram
-    fallbacks: OTelCounter
-    tokens: OTelCounter
-    unsafe_retries: OTelCounter
-    execute_tool_duration: Histogram
-    client_token_usage: Histogram
-    client_operation_duration: Histogram
+
+    if TYPE_CHECKING:  # the instruments: one attribute per catalogue entry
+
+        def __getattr__(self, slot: str) -> Any: ...
 
     def __init__(self) -> None:
         self.capture_content = False
@@ -81,30 +60,19 @@ class Telemetry:
         self.tracer = tp.get_tracer(_SCOPE, __version__)
         meter = mp.get_meter(_SCOPE, __version__)
         for spec in cat.METRICS:
-            setattr(self, _attr_name(spec), _make_instrument(meter, spec))
+            setattr(self, spec.slot, _make_instrument(meter, spec))
         self.active = active
 
     def refresh(self) -> bool:
-        """Switch to the real providers once the application (or configure) has set them.
-
-        Called on the slow path only while inactive; once active, agentrel stays bound
-        (OpenTelemetry's global providers can be set only once).
-        """
+        """Bind to the global providers if the application (or ``configure``) set one since;
+        return ``active``. Not called per call: see the module docstring."""
         if self._injected is not None:
             return self.active
-        # Cheap pre-check on the API's module globals (None until a provider is set); the
-        # public calls below are the authority.
-        if (
-            getattr(_trace_api, "_TRACER_PROVIDER", 1) is None
-            and getattr(_metrics_api, "_METER_PROVIDER", 1) is None
-        ):
-            return False
         try:
-            tp_set = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+            tp = trace.get_tracer_provider()
             mp = metrics.get_meter_provider()
-            mp_set = type(mp).__name__ != "_ProxyMeterProvider"
-            if tp_set or mp_set:
-                self._bind(trace.get_tracer_provider(), mp, active=True)
+            if is_set(tp) or is_set(mp):
+                self._bind(tp, mp, active=True)
         except Exception as exc:  # pragma: no cover - defensive
             telemetry_error("refresh", exc)
         return self.active
@@ -130,24 +98,6 @@ class Telemetry:
         return cohort if cohort in self.cohorts else cat.OTHER_COHORT
 
 
-def _attr_name(spec: cat.MetricSpec) -> str:
-    return {
-        cat.RUN_RETRY_DEPTH.name: "run_retry_depth",
-        cat.RUN_ATTEMPTS.name: "run_attempts",
-        cat.RUN_TOKEN_AMPLIFICATION.name: "run_token_amplification",
-        cat.RUN_RECOVERY_TIME.name: "run_recovery_time",
-        cat.TOOL_ATTEMPTS.name: "tool_attempts",
-        cat.TOOL_FAILURES.name: "tool_failures",
-        cat.RETRY_DELAY.name: "retry_delay",
-        cat.FALLBACKS.name: "fallbacks",
-        cat.TOKENS.name: "tokens",
-        cat.UNSAFE_RETRIES.name: "unsafe_retries",
-        cat.EXECUTE_TOOL_DURATION.name: "execute_tool_duration",
-        cat.CLIENT_TOKEN_USAGE.name: "client_token_usage",
-        cat.CLIENT_OPERATION_DURATION.name: "client_operation_duration",
-    }[spec.name]
-
-
 def _make_instrument(meter: Meter, spec: cat.MetricSpec) -> Any:
     if spec.kind == "counter":
         return meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
@@ -161,50 +111,25 @@ def _make_instrument(meter: Meter, spec: cat.MetricSpec) -> Any:
 
 T = Telemetry()
 
-# -- never break the host --------------------------------------------------------------------
-_errors: Counter[str] = Counter()
-_logged: set[tuple[str, str]] = set()
-_warned: set[str] = set()
-_lock = threading.Lock()
+
+def _notifying(setter: Any) -> Any:
+    """``setter`` (a public OpenTelemetry ``set_*_provider``) that also tells agentrel."""
+    if getattr(setter, "_agentrel_notifies", False):
+        return setter
+
+    @functools.wraps(setter)
+    def set_provider(*args: Any, **kwargs: Any) -> Any:
+        result = setter(*args, **kwargs)
+        try:
+            T.refresh()
+        except Exception as exc:  # pragma: no cover - refresh guards itself
+            telemetry_error("refresh", exc)
+        return result
+
+    set_provider._agentrel_notifies = True  # type: ignore[attr-defined]
+    return set_provider
 
 
-def telemetry_error(site: str, exc: BaseException) -> None:
-    """Count a failure of agentrel's own telemetry; log it once per site and error type."""
-    try:
-        key = (site, type(exc).__qualname__)
-        with _lock:
-            _errors[site] += 1
-            first = key not in _logged
-            _logged.add(key)
-        if first:
-            logger.warning(
-                "agentrel: telemetry failed in %s (%s); the application is unaffected, "
-                "further errors of this kind are only counted (agentrel.telemetry_errors())",
-                site,
-                key[1],
-                exc_info=exc,
-            )
-    except Exception:  # pragma: no cover - logging itself failed
-        pass
-
-
-def warn_once(key: str, message: str, *args: object) -> None:
-    """Log a warning once per process for ``key``."""
-    with _lock:
-        if key in _warned:
-            return
-        _warned.add(key)
-    logger.warning(message, *args)
-
-
-def telemetry_errors() -> Mapping[str, int]:
-    """How many times agentrel's own telemetry failed, by site, since start or ``reset()``."""
-    with _lock:
-        return dict(_errors)
-
-
-def reset_guards() -> None:
-    with _lock:
-        _errors.clear()
-        _logged.clear()
-        _warned.clear()
+trace.set_tracer_provider = _notifying(trace.set_tracer_provider)
+metrics.set_meter_provider = _notifying(metrics.set_meter_provider)
+T.refresh()  # a provider set before agentrel was imported

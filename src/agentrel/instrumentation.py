@@ -22,6 +22,9 @@ and what a third-party integration should use. Nothing here needs a private impo
   check and yields an inert handle whose methods do nothing.
 * ``run_scope(name)`` opens a run (``invoke_agent {name}``), or, with ``join=True`` and a run
   already current outside any call, joins that run instead of counting a second one.
+* Lower level, for integrations whose attempts are not one block (a retry loop driven by
+  hooks): ``start(spec)`` opens a call without making it current, ``handle.enter()`` /
+  ``leave(saved)`` make it current around each piece of work, ``handle.finish(exc)`` ends it.
 * Every method of the handles runs under agentrel's guard: a failure of telemetry is counted
   (``agentrel.telemetry_errors()``) and logged once, never raised into the host.
 
@@ -30,61 +33,64 @@ The counting rules the handles follow are those of shared/DESIGN.md §2 (docs/ap
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from . import _call, _record
 from . import _catalogue as cat
-from ._instrument import CREATE, RAW, STREAM, Adapter, Usage
-from ._runtime import telemetry_error, warn_once
-from ._scopes import (
-    _CALL,
-    _RUN,
-    Call,
-    CallSpec,
-    Run,
-    _count,
-    before_run_finish,
-    current_run,
-    enter,
-    enter_run,
-    error_type,
-    finish_call,
-    finish_run,
-    leave,
-    leave_run,
-    open_run,
-    quiet,
-    record_tokens,
-    reject,
-    start_call,
-)
+from ._call import Call, enter, finish_call, start_call
+from ._current import CALL, RUN, current_run, quiet
+from ._guard import flags, logger, telemetry_error, warn_once
+from ._llm_adapter import ADAPTERS, CREATE, RAW, STREAM, Adapter, Usage
+from ._marks import record_tokens, reject
+from ._run import Run, before_run_finish, enter_run, finish_run, leave_run, open_run
+from ._runtime import T
+from ._settle import SettleQueue
+from ._spec import CallSpec, error_type
+from ._tokens import count
+
+#: ``error.type`` of a failed attempt whose result was flagged (``failure_when``, a retry on
+#: the result), and of a rejected output.
+RESULT_FLAGGED = cat.RESULT_FLAGGED
+REJECTED = cat.REJECTED
 
 __all__ = [
     "CREATE",
     "RAW",
+    "REJECTED",
+    "RESULT_FLAGGED",
     "STREAM",
     "Adapter",
     "CallHandle",
+    "CallScope",
     "CallSpec",
     "Run",
     "RunHandle",
+    "RunScope",
     "SettleQueue",
     "Usage",
     "call",
     "current_call",
     "current_run",
     "error_type",
+    "fallback_spec",
+    "flags",
     "is_recording",
+    "leave",
     "llm_spec",
+    "logger",
     "on_run_finish",
+    "record_fallback",
     "record_retry_wait",
     "record_tokens",
     "register_llm_adapter",
     "reject",
     "report_error",
     "run_scope",
+    "start",
     "tool_spec",
+    "tracer",
+    "warn_once",
 ]
 
 
@@ -100,6 +106,12 @@ def report_error(site: str, exc: BaseException) -> None:
     telemetry_error(site, exc)
 
 
+def tracer() -> Any:
+    """agentrel's tracer (a no-op one until a provider is set), for an integration's own
+    spans inside a call (a fallback tier, a framework step)."""
+    return T.tracer
+
+
 # --- specs ------------------------------------------------------------------------------------
 def tool_spec(
     name: str,
@@ -111,54 +123,84 @@ def tool_spec(
     description: str | None = None,
     library: str | None = None,
     register: bool = True,
+    attributes: dict[str, Any] | None = None,
 ) -> CallSpec:
     """The spec of a tool call site: validated metadata, computed once (keep it, reuse it).
 
     The keywords are ``@agentrel.tool``'s. ``library`` names the integration that opened the
-    call (span attribute ``agentrel.integration``). ``register=False`` keeps the tool out of
+    call (span attribute ``agentrel.integration``); ``attributes``: more span attributes
+    (constants only: never arguments or results). ``register=False`` keeps the tool out of
     ``agentrel inventory`` (for names an integration derives at run time). Bad metadata
     raises ``TypeError`` here.
     """
-    from ._decorators import tool_spec as make
+    from ._decorators import ToolMeta
 
-    spec = make(
+    meta = ToolMeta(
         name,
         system=system,
         idempotent=idempotent,
         reversible=reversible,
         owner=owner,
         description=description,
-        register=register,
     )
+    extra = dict(attributes or {})
     if library is not None:
-        spec.span_attrs["agentrel.integration"] = library
-    return spec
+        extra["agentrel.integration"] = library
+    return meta.spec(register=register, extra_attrs=extra)
 
 
 def llm_spec(provider: str, model: str | None) -> CallSpec:
     """The spec of an LLM call (``chat {model}``, a CLIENT span) for ``provider`` (the
     ``gen_ai.provider.name``, e.g. ``"openai"``) and the requested model. Cached per pair and
     bounded: past 256 models, calls are recorded without ``gen_ai.request.model``."""
-    from ._instrument import _spec
+    from ._llm_flight import llm_spec as spec
 
-    return _spec(provider, model)
+    return spec(provider, model)
+
+
+def fallback_spec(name: str, attributes: dict[str, Any] | None = None) -> CallSpec:
+    """The spec of a composite call whose attempts are made of other work (a fallback
+    chain's tiers, span ``fallback {name}``): a tier attempt counts as a run attempt only when
+    no decorated call ran inside it (that call counted its own), and a retry loop inside a
+    tier belongs to the tier's work."""
+    return CallSpec(name, "fallback", span_name=f"fallback {name}", span_attrs=attributes)
 
 
 # --- calls ------------------------------------------------------------------------------------
 class CallHandle:
-    """The live handle of one call opened by ``call()``. Every method is guarded."""
+    """The live handle of one call (``call()``, ``start()``, ``current_call()``). Every
+    method is guarded; on the inert handle (nothing to record) every method does nothing."""
 
-    __slots__ = ("_call", "outcome")
+    __slots__ = ("_call", "_guarded", "outcome")
 
-    def __init__(self, c: Call | None) -> None:
+    def __init__(self, c: Call | None, guarded: bool = True) -> None:
         self._call = c
+        #: False: a telemetry error raises into the integration's own guard (see ``start``).
+        self._guarded = guarded
         #: ``success`` / ``recovered`` / ``exhausted`` / ``failed`` once the call has ended.
         self.outcome: str | None = None
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CallHandle) and other._call is self._call
+
+    def __hash__(self) -> int:
+        return id(self._call)
+
+    def __repr__(self) -> str:
+        c = self._call
+        if c is None:
+            return "<agentrel call (inert)>"
+        return f"<agentrel call {c.spec.name!r} attempt={c.attempt} outcome={self.outcome}>"
+
+    # -- what it is ------------------------------------------------------------------------
     @property
     def recording(self) -> bool:
         """False for the inert handle of a call that records nothing."""
         return self._call is not None
+
+    @property
+    def name(self) -> str | None:
+        return self._call.spec.name if self._call is not None else None
 
     @property
     def attempt(self) -> int:
@@ -166,31 +208,62 @@ class CallHandle:
         return self._call.attempt if self._call is not None else 0
 
     @property
+    def attempt_open(self) -> bool:
+        """Whether an attempt is in progress (not yet closed as failed or successful)."""
+        return self._call is not None and self._call._open
+
+    @property
     def span(self) -> Any:
         """The call's span (``None`` when inert or not recording)."""
         return self._call.span if self._call is not None else None
 
+    @property
+    def target(self) -> Any:
+        """The function the decorator that opened this call wraps (``None`` for calls an
+        integration or an instrumented client opened): lets a retry integration tell
+        whether the current call is the tool around the very function it retries."""
+        return self._call.spec.target if self._call is not None else None
+
+    @property
+    def adoptable(self) -> bool:
+        """Whether an ``@agentrel.tool`` running inside will become this call."""
+        return self._call is not None and self._call.adoptable
+
+    @property
+    def composite(self) -> bool:
+        """Whether its attempts are made of other work (a fallback chain)."""
+        return self._call is not None and self._call.spec.composite
+
+    # -- attempts --------------------------------------------------------------------------
     def attempt_failed(self, exc: BaseException | None = None, *, error: str | None = None) -> None:
         """Close the attempt in progress as failed, by exception (its ``error.type`` is the
         class name) or by an ``error`` type name (``"result_flagged"``, ``"rejected"``, an
         error an SDK reported without raising). A failure is counted once: closing an attempt
-        with the very exception a nested call just failed with does not count it again."""
+        with the very exception a nested call just failed with does not count it again. No-op
+        when no attempt is open."""
         c = self._call
         if c is None:
             return
         try:
             c.attempt_failed(exc, error)
         except Exception as err:
+            if not self._guarded:
+                raise
             telemetry_error("call.attempt", err)
 
-    def next_attempt(self) -> None:
-        """Open the next attempt (a retry). No-op while an attempt is open."""
+    def next_attempt(self, *, starts_in: float = 0.0) -> None:
+        """Open the next attempt (a retry); ``starts_in``: seconds from now at which it really
+        starts (a hook called before the library sleeps). No-op while an attempt is open."""
         c = self._call
         if c is None:
             return
         try:
             c.begin_attempt()
+            if starts_in:
+                c._attempt_start += starts_in
         except Exception as err:
+            if not self._guarded:
+                raise
             telemetry_error("call.attempt", err)
 
     def retry_wait(self, seconds: float) -> None:
@@ -202,12 +275,23 @@ class CallHandle:
         try:
             c.record_delay(float(seconds))
         except Exception as err:
+            if not self._guarded:
+                raise
             telemetry_error("call.delay", err)
 
+    # -- what it produced ------------------------------------------------------------------
     def add_tokens(self, input: int = 0, output: int = 0, model: str | None = None) -> None:
-        """Tokens of the attempt in progress (a failed attempt's are wasted)."""
-        if self._call is not None:
-            _add_tokens(self._call, input, output, model)
+        """Tokens of the attempt in progress (a failed attempt's are wasted). ``model``
+        defaults to the spec's."""
+        c = self._call
+        if c is None:
+            return
+        try:
+            c.add_tokens(model, count(input, "input"), count(output, "output"))
+        except Exception as err:
+            if not self._guarded:
+                raise
+            telemetry_error("record_tokens", err)
 
     def set_response_model(self, model: str | None) -> None:
         """The model that answered (LLM calls: ``gen_ai.response.model``)."""
@@ -225,7 +309,8 @@ class CallHandle:
         c.span_extra.update(attributes)
 
     def reject(self, reason: str | None = None) -> None:
-        """The call's output is thrown away: it ends as a failure (``rejected``)."""
+        """The call's output is thrown away: it ends as a failure (``rejected``); ``reason``
+        (a short constant) goes on the span only."""
         c = self._call
         if c is None:
             return
@@ -234,104 +319,122 @@ class CallHandle:
             if reason is not None and c.span is not None and c.span.is_recording():
                 c.span.add_event("agentrel.reject", {"agentrel.reject.reason": str(reason)})
         except Exception as err:
+            if not self._guarded:
+                raise
             telemetry_error("reject", err)
 
     def waste(self) -> None:
         """After the call ended successfully: its output was thrown away later (a model
         response whose tool calls failed and were retried), so its useful tokens become
-        wasted. Counts no failure (the failure that caused it is counted where it happened)."""
+        wasted. Counts no failure (the failure that caused it is counted where it happened).
+        Works for a call made directly in a run (not nested in another call)."""
         c = self._call
         if c is None or self.outcome is None:
             return
         try:
-            waste_finished(c)
+            _call.waste(c)
         except Exception as err:
+            if not self._guarded:
+                raise
             telemetry_error("call.waste", err)
+
+    # -- lower level: making it current, ending it -----------------------------------------
+    def enter(self) -> Any:
+        """Make the call current (and its span the current span); pass the result to
+        ``leave``. Returns ``None`` on the inert handle."""
+        c = self._call
+        if c is None:
+            return None
+        try:
+            return enter(c)
+        except Exception as err:
+            if not self._guarded:
+                raise
+            telemetry_error("call.context", err)
+            return None
+
+    def finish(self, exc: BaseException | None = None, *, flagged: bool = False) -> str | None:
+        """End the call (once): with ``exc`` an open attempt fails; ``flagged``: the result is
+        a failure. Records its metrics and span; returns (and sets) ``outcome``."""
+        c = self._call
+        if c is None or self.outcome is not None:
+            return self.outcome
+        try:
+            self.outcome = finish_call(c, exc, flagged)
+        except Exception as err:
+            if not self._guarded:
+                raise
+            telemetry_error("call.finish", err)
+        return self.outcome
 
 
 _INERT = CallHandle(None)
 
 
-def _add_tokens(c: Call, input: int, output: int, model: str | None) -> None:
-    try:
-        c.add_tokens(model, _count(input, "input"), _count(output, "output"))
-    except Exception as err:
-        telemetry_error("record_tokens", err)
-
-
-def waste_finished(c: Call) -> None:
-    """Move a finished call's useful tokens to wasted in the run that holds them."""
-    useful = c._useful
-    run = c.run
-    if not useful or run is None or c.parent is not None:
+def leave(saved: Any) -> None:
+    """Undo ``CallHandle.enter()`` (``None`` is ignored)."""
+    if saved is None:
         return
-    with run._lock:
-        for k, v in useful.items():
-            have = run._useful.get(k, 0)
-            moved = min(have, v)
-            if moved:
-                run._useful[k] = have - moved
-                run._wasted[k] = run._wasted.get(k, 0) + moved
-        if run._last_call is not None and run._last_call[1] is useful:
-            run._last_call = None
-    c._useful = None
+    try:
+        _call.leave(saved)
+    except Exception as err:  # pragma: no cover - context misuse
+        telemetry_error("call.context", err)
+
+
+def start(spec: CallSpec, *, adoptable: bool = False, guarded: bool = True) -> CallHandle:
+    """Open a call and its first attempt without making it current (see ``call`` for
+    ``adoptable``); the inert handle when there is nothing to record.
+
+    ``guarded=False`` is for an integration whose hooks already run under a guard of their
+    own (``except Exception: report_error(site, exc)``): the handle's methods then let a
+    telemetry error propagate to that guard, so it is counted under the integration's site.
+    Opening the call is guarded either way."""
+    if not isinstance(spec, CallSpec):
+        raise TypeError(f"start() takes a CallSpec (tool_spec(), llm_spec()), got {spec!r}")
+    if quiet():
+        return _INERT
+    try:
+        c = start_call(spec)
+        c.adoptable = adoptable
+    except Exception as exc:
+        telemetry_error("call.start", exc)
+        return _INERT
+    return CallHandle(c, guarded)
 
 
 class CallScope:
     """``with call(spec) as handle:`` / ``async with``: see ``call``."""
 
-    __slots__ = ("_adoptable", "_handle", "_spec", "_tokens")
+    __slots__ = ("_adoptable", "_handle", "_saved", "_spec")
 
     def __init__(self, spec: CallSpec, adoptable: bool) -> None:
         self._spec = spec
         self._adoptable = adoptable
         self._handle: CallHandle = _INERT
-        self._tokens: Any = None
+        self._saved: Any = None
 
     def __enter__(self) -> CallHandle:
-        if quiet():
-            return _INERT
-        try:
-            c = start_call(self._spec)
-            c.adoptable = self._adoptable
-            self._tokens = enter(c)
-        except Exception as exc:
-            telemetry_error("call.start", exc)
-            return _INERT
-        handle = self._handle = CallHandle(c)
+        handle = self._handle = start(self._spec, adoptable=self._adoptable)
+        self._saved = handle.enter()
         return handle
 
-    def finish(self, exc: BaseException | None = None, *, flagged: bool = False) -> None:
-        """End the call now (``__exit__`` does this); ``flagged``: the result is a failure."""
-        handle, tokens = self._handle, self._tokens
-        self._handle, self._tokens = _INERT, None
-        c = handle._call
-        if c is None:
-            return
-        try:
-            # An adopted call whose last attempt a decorated tool already closed as flagged.
-            handle.outcome = finish_call(c, exc, flagged)
-        except Exception as err:
-            telemetry_error("call.finish", err)
-        finally:
-            if tokens is not None:
-                try:
-                    leave(tokens)
-                except Exception as err:  # pragma: no cover - context misuse
-                    telemetry_error("call.context", err)
-
     def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
-        self.finish(exc)
+        handle, saved = self._handle, self._saved
+        self._handle, self._saved = _INERT, None
+        try:
+            handle.finish(exc)
+        finally:
+            leave(saved)
 
     async def __aenter__(self) -> CallHandle:
         return self.__enter__()
 
     async def __aexit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
-        self.finish(exc)
+        self.__exit__(et, exc, tb)
 
 
 def call(spec: CallSpec, *, adoptable: bool = False) -> CallScope:
-    """Open one logical call for ``spec`` (see the module docstring).
+    """Open one logical call for ``spec`` and make it current for the block.
 
     ``adoptable=True``: the first ``@agentrel.tool`` that runs directly inside *becomes* this
     call (it names it and its exception closes the attempt) instead of opening a nested call;
@@ -343,37 +446,46 @@ def call(spec: CallSpec, *, adoptable: bool = False) -> CallScope:
     return CallScope(spec, adoptable)
 
 
-def current_call() -> CallHandle | None:
-    """A handle on the call this code runs in, or ``None``."""
-    c = _CALL.get()
-    return CallHandle(c) if c is not None else None
+def current_call(*, guarded: bool = True) -> CallHandle | None:
+    """A handle on the call this code runs in, or ``None`` (``guarded``: see ``start``)."""
+    c = CALL.get()
+    return CallHandle(c, guarded) if c is not None else None
 
 
 def record_retry_wait(seconds: float, *, tool: str) -> None:
-    """A backoff wait seen by a retry library: an attempt of the current call when there is
+    """A backoff wait seen by a retry library: a wait of the current call when there is
     one, else ``agentrel.retry.delay`` for ``tool`` and the current run's recovery time."""
     try:
-        c = _CALL.get()
+        wait = float(seconds)
+        c = CALL.get()
         if c is not None:
-            c.record_delay(float(seconds))
+            c.record_delay(wait)
             return
         if quiet():
             return
-        from ._runtime import T
-
-        wait = float(seconds)
-        T.retry_delay.record(wait, {cat.TOOL: tool})
-        r = _RUN.get()
+        r = RUN.get()
+        _record.retry_delay(wait, None, tool, r._ctx if r is not None else None)
         if r is not None:
-            with r._lock:
-                r.recovery_time += wait
+            r.add_recovery_time(wait)
     except Exception as exc:
         telemetry_error("retry.delay", exc)
 
 
+def record_fallback(attributes: dict[str, str]) -> None:
+    """One fallback activation (``agentrel.fallbacks``): ``attributes`` holds the chain, the
+    tier it left, the tier it moved to and the ``error.type`` (build it once per combination
+    and reuse it)."""
+    try:
+        if not quiet():
+            _record.fallback_moved(attributes)
+    except Exception as exc:
+        telemetry_error("fallback.move", exc)
+
+
 # --- runs -------------------------------------------------------------------------------------
 class RunHandle:
-    """What ``run_scope`` yields: the run (``run``) and whether this scope opened it."""
+    """What ``run_scope`` yields: the run (``None`` if it could not open) and whether this
+    scope opened it (``False`` when it joined the application's run)."""
 
     __slots__ = ("opened", "run")
 
@@ -385,20 +497,20 @@ class RunHandle:
 class RunScope:
     """``with run_scope(name) as handle:`` / ``async with``: see ``run_scope``."""
 
-    __slots__ = ("_budget", "_cohort", "_join", "_name", "_run", "_tokens")
+    __slots__ = ("_budget", "_cohort", "_join", "_name", "_run", "_saved")
 
     def __init__(self, name: str, cohort: str | None, budget: int | None, join: bool) -> None:
         self._name, self._cohort, self._budget, self._join = name, cohort, budget, join
         self._run: Run | None = None
-        self._tokens: Any = None
+        self._saved: Any = None
 
     def __enter__(self) -> RunHandle:
-        current = _RUN.get()
-        if self._join and current is not None and _CALL.get() is None:
+        current = RUN.get()
+        if self._join and current is not None and CALL.get() is None:
             return RunHandle(current, False)
         try:
             r = self._run = open_run(self._name, self._cohort, self._budget)
-            self._tokens = enter_run(r)
+            self._saved = enter_run(r)
         except Exception as exc:
             telemetry_error("run.start", exc)
             self._run = None
@@ -406,11 +518,11 @@ class RunScope:
         return RunHandle(r, True)
 
     def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
-        r, tokens = self._run, self._tokens
-        self._run = self._tokens = None
+        r, saved = self._run, self._saved
+        self._run = self._saved = None
         if r is not None:
             finish_run(r, exc)
-            leave_run(tokens)
+            leave_run(saved)
 
     async def __aenter__(self) -> RunHandle:
         return self.__enter__()
@@ -433,9 +545,9 @@ def run_scope(
     one user-visible operation is one run. Inside a tool call a new, independent run opens
     (a sub-agent), as nested ``agentrel.run`` blocks do.
     """
-    from ._decorators import _check_run_args
+    from ._decorators import check_run_args
 
-    _check_run_args(name, cohort, token_budget)
+    check_run_args(name, cohort, token_budget)
     return RunScope(name, cohort, token_budget, join)
 
 
@@ -452,45 +564,8 @@ def on_run_finish(hook: Callable[[Run], None]) -> Callable[[], None]:
     return remove
 
 
-class SettleQueue:
-    """Work abandoned without an end (a stream nobody read, a retry loop left with
-    ``return``), noticed by the garbage collector, ended later at a safe point.
-
-    The collector can run inside any allocation, even one made under a lock the work's end
-    takes, so ``push`` (for ``weakref.finalize``) only appends (atomic), and ``drain(fn)``
-    calls ``fn`` on each item at a safe point: the next call the integration makes, and just
-    before a run is classified.
-    """
-
-    __slots__ = ("_items", "_lock")
-
-    def __init__(self) -> None:
-        self._items: list[Any] = []
-        self._lock = threading.Lock()
-
-    def push(self, item: Any) -> None:
-        self._items.append(item)
-
-    def __bool__(self) -> bool:
-        return bool(self._items)
-
-    def drain(self, fn: Callable[[Any], None]) -> None:
-        while self._items:
-            try:
-                item = self._items.pop()
-            except IndexError:  # another thread drained it
-                return
-            try:
-                fn(item)
-            except Exception as exc:
-                telemetry_error("settle", exc)
-
-    def clear(self) -> None:
-        self._items.clear()
-
-
 # --- LLM adapters ---------------------------------------------------------------------------------
-def register_llm_adapter(module: str, factory: Callable[[Any], Any]) -> None:
+def register_llm_adapter(module: str, factory: Callable[[Any], Adapter | None]) -> None:
     """Teach ``agentrel.instrument(client)`` a new SDK: for a client whose class lives in the
     top-level package ``module``, ``factory(client)`` returns an ``Adapter`` (see
     ``agentrel.integrations.openai``) or ``None`` when it is not a client it knows."""
@@ -498,8 +573,6 @@ def register_llm_adapter(module: str, factory: Callable[[Any], Any]) -> None:
         raise TypeError(f"module must be a package name, got {module!r}")
     if not callable(factory):
         raise TypeError(f"factory must be callable, got {factory!r}")
-    from ._instrument import _ADAPTERS
-
-    if module in _ADAPTERS and _ADAPTERS[module] is not factory:
+    if module in ADAPTERS and ADAPTERS[module] is not factory:
         warn_once("adapter:" + module, "agentrel: LLM adapter for %r replaced", module)
-    _ADAPTERS[module] = factory
+    ADAPTERS[module] = factory

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _config, _instrument, _runtime
+from . import _config, _guard, _llm_flight
 from ._runtime import T
 
 __all__ = ["Capture", "HistogramData", "capture", "reset"]
@@ -150,9 +150,9 @@ def reset() -> None:
     T.redact = None
     if T._injected is not None:
         T.uninject()
-    _runtime.reset_guards()
+    _guard.reset_guards()
     _config._forget()
-    _instrument._forget_streams()
+    _llm_flight._forget_streams()
     tenacity = sys.modules.get("agentrel.integrations.tenacity")
     if tenacity is not None:
         tenacity._abandoned.clear()

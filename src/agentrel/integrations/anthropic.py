@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..instrumentation import CREATE, RAW, STREAM, Adapter, Usage, register_llm_adapter
+from ..instrumentation import CREATE, RAW, STREAM, Adapter, Usage
 
 __all__ = ["adapter_for"]
 
@@ -110,6 +110,3 @@ def adapter_for(client: Any) -> Adapter | None:
     if isinstance(client, anthropic.Anthropic):
         return AnthropicAdapter(is_async=False)
     return None
-
-
-register_llm_adapter("anthropic", adapter_for)

@@ -26,50 +26,43 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .. import _catalogue as cat
-from .._runtime import T, telemetry_error
-from .._scopes import current_call, current_run
+from .. import instrumentation as ai
 from .tenacity import qualified_name
 
 __all__ = ["handlers", "on_backoff", "on_giveup", "on_success"]
 
 
-def _failed(call: Any, details: Mapping[str, Any]) -> None:
+def _failed(call: ai.CallHandle, details: Mapping[str, Any]) -> None:
     exc = details.get("exception")
     if exc is not None:
         call.attempt_failed(exc)
     else:  # on_predicate: the value was flagged
-        call.attempt_failed(None, cat.RESULT_FLAGGED)
+        call.attempt_failed(error=ai.RESULT_FLAGGED)
 
 
 def on_backoff(details: Mapping[str, Any]) -> None:
     """backoff scheduled a retry: the attempt failed, a wait starts, then the next attempt."""
     try:
         wait = float(details["wait"])
-        call = current_call()
+        call = ai.current_call(guarded=False)
         if call is None:
-            T.retry_delay.record(wait, {cat.TOOL: qualified_name(details["target"])})
-            run = current_run()
-            if run is not None:
-                with run._lock:
-                    run.recovery_time += wait
+            ai.record_retry_wait(wait, tool=qualified_name(details["target"]))
             return
         _failed(call, details)
-        call.record_delay(wait)
-        call.begin_attempt()
-        call._attempt_start += wait  # the next attempt starts when the wait is over
+        call.retry_wait(wait)
+        call.next_attempt(starts_in=wait)  # the next attempt starts when the wait is over
     except Exception as exc:
-        telemetry_error("backoff.on_backoff", exc)
+        ai.report_error("backoff.on_backoff", exc)
 
 
 def on_giveup(details: Mapping[str, Any]) -> None:
     """backoff gave up: the last attempt failed."""
     try:
-        call = current_call()
+        call = ai.current_call(guarded=False)
         if call is not None:
             _failed(call, details)
     except Exception as exc:
-        telemetry_error("backoff.on_giveup", exc)
+        ai.report_error("backoff.on_giveup", exc)
 
 
 def on_success(details: Mapping[str, Any]) -> None:

@@ -22,9 +22,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .. import _catalogue as cat
-from .._runtime import T, telemetry_error
-from .._scopes import Call, current_call, current_run
+from .. import instrumentation as ai
 from . import tenacity as _tenacity
 
 __all__ = ["instrument", "instrumented", "uninstrument"]
@@ -39,8 +37,8 @@ class _NextAttempt:
 
     __slots__ = ("_call",)
 
-    def __init__(self, call: Call) -> None:
-        self._call: Call | None = call
+    def __init__(self, call: ai.CallHandle) -> None:
+        self._call: ai.CallHandle | None = call
 
     def __enter__(self) -> None:
         return None
@@ -49,9 +47,9 @@ class _NextAttempt:
         call, self._call = self._call, None
         if call is not None:
             try:
-                call.begin_attempt()
+                call.next_attempt()
             except Exception as exc:
-                telemetry_error("stamina.hook", exc)
+                ai.report_error("stamina.hook", exc)
 
 
 def on_retry(details: Any) -> _NextAttempt | None:
@@ -63,21 +61,16 @@ def on_retry(details: Any) -> _NextAttempt | None:
             # exact value tenacity computed and opens the next attempt.
             tracker.call.attempt_failed(details.caused_by)
             return None
-        call = current_call()
+        call = ai.current_call(guarded=False)
         if call is None:
             # No call around the attempts (tenacity machinery off): the wait still counts.
-            wait = float(details.wait_for)
-            T.retry_delay.record(wait, {cat.TOOL: details.name})
-            run = current_run()
-            if run is not None:
-                with run._lock:
-                    run.recovery_time += wait
+            ai.record_retry_wait(float(details.wait_for), tool=details.name)
             return None
         call.attempt_failed(details.caused_by)
-        call.record_delay(float(details.wait_for))
+        call.retry_wait(float(details.wait_for))
         return _NextAttempt(call)
     except Exception as exc:
-        telemetry_error("stamina.hook", exc)
+        ai.report_error("stamina.hook", exc)
         return None
 
 

@@ -33,25 +33,13 @@ from typing import Any
 
 import wrapt
 
-from .. import _catalogue as cat
-from .._runtime import logger, telemetry_error
-from .._scopes import (
-    _CALL,
-    Call,
-    CallSpec,
-    before_run_finish,
-    enter,
-    error_type,
-    finish_call,
-    leave,
-    quiet,
-    start_call,
-)
+from .. import instrumentation as ai
+from ..instrumentation import CallHandle, CallSpec, error_type
 
 __all__ = ["instrument", "instrumented", "uninstrument"]
 
 _ATTR = "_agentrel_tracker"  # our per-retry state, kept on tenacity's RetryCallState
-_TOKENS = "_agentrel_tokens"  # context tokens of an iterated attempt, on its AttemptManager
+_SAVED = "_agentrel_saved"  # the saved context of an iterated attempt, on its AttemptManager
 _CALL_MODE, _ITER_MODE = 0, 1
 
 #: The tracker of a ``Retrying.__call__`` in progress whose first ``iter`` has not run yet.
@@ -63,6 +51,7 @@ _lock = threading.Lock()
 _users: set[str] = set()  # "tenacity" (all retries) and/or "stamina" (stamina's only)
 _patched: list[tuple[type, str, Any]] = []  # (class, attribute, original)
 _specs: dict[str, CallSpec] = {}
+_unhook: Any = None  # removes the run-finish hook
 
 
 # --- naming -------------------------------------------------------------------------------------
@@ -81,12 +70,10 @@ def spec_for(name: str, library: str) -> CallSpec:
     key = library + ":" + name
     spec = _specs.get(key)
     if spec is None:
-        attrs = {
-            cat.OPERATION: "execute_tool",
-            cat.TOOL: name,
-            "agentrel.retry.library": library,
-        }
-        spec = _specs.setdefault(key, CallSpec(name, "tool", span_attrs=attrs))
+        spec = _specs.setdefault(
+            key,
+            ai.tool_spec(name, register=False, attributes={"agentrel.retry.library": library}),
+        )
     return spec
 
 
@@ -167,7 +154,7 @@ class _Tracker:
 
     __slots__ = ("__weakref__", "bound", "call", "done", "eager", "mode", "owned", "substituted")
 
-    def __init__(self, call: Call, owned: bool, mode: int) -> None:
+    def __init__(self, call: CallHandle, owned: bool, mode: int) -> None:
         self.call = call
         self.owned = owned  # opened by us (we finish it) or an enclosing call's (its owner does)
         self.mode = mode
@@ -183,20 +170,20 @@ class _Tracker:
         if outcome.failed:
             self.call.attempt_failed(outcome.exception())
         elif exc is None or isinstance(exc, _RetryError):
-            self.call.attempt_failed(None, cat.RESULT_FLAGGED)
+            self.call.attempt_failed(error=ai.RESULT_FLAGGED)
         else:  # a strategy or callback raised after a returned value
-            self.call.attempt_failed(None, error_type(exc))
+            self.call.attempt_failed(error=error_type(exc))
 
     def decided(self, retrying: Any, rs: Any, outcome: Any, do: Any) -> None:
         """tenacity's ``iter`` returned ``do``: account for what it decided."""
         call = self.call
         if outcome is None:  # about to make an attempt
-            call.begin_attempt()
+            call.next_attempt()
             return
         if isinstance(do, _DoSleep):
             self.fail(outcome)
             action = getattr(rs, "next_action", None)
-            call.record_delay(action.sleep if action is not None else float(do))
+            call.retry_wait(action.sleep if action is not None else float(do))
             return
         # The retry is over and returned a value: the outcome's result, or a
         # retry_error_callback's substitute after the last attempt failed.
@@ -220,30 +207,29 @@ class _Tracker:
         if self.owned:
             # Without an exception, a closed attempt means the last attempt was flagged (an
             # adopted tool's failure_when): the call failed, as the tool alone would have.
-            flagged = exc is None and not self.call._open and not self.substituted
-            finish_call(self.call, exc, flagged)
+            flagged = exc is None and not self.call.attempt_open and not self.substituted
+            self.call.finish(exc, flagged=flagged)
 
     def abandon(self) -> None:
         """The loop was left without tenacity deciding (``return`` inside ``with attempt``)."""
         try:
             self.finish(None)
         except Exception as err:
-            telemetry_error("tenacity.abandon", err)
+            ai.report_error("tenacity.abandon", err)
 
 
 #: trackers whose retry state was collected before tenacity decided (see ``_bind``).
-_abandoned: list[_Tracker] = []
+_abandoned = ai.SettleQueue()
+
+
+def _abandon(tracker: _Tracker) -> None:
+    tracker.abandon()
 
 
 def _drain_abandoned(_run: object = None) -> None:
     """End the calls of abandoned iterated retries; runs at safe points only (a new retry
     starting, a run about to be classified), never from the garbage collector."""
-    while _abandoned:
-        try:
-            tracker = _abandoned.pop()
-        except IndexError:  # another thread drained it
-            return
-        tracker.abandon()
+    _abandoned.drain(_abandon)
 
 
 def _retried_on_result(retrying: Any) -> bool:
@@ -273,7 +259,7 @@ def _wraps(target: Any, fn: Any) -> bool:
     return False
 
 
-def _encloses(parent: Call, fn: Any, stamina: Any) -> bool:
+def _encloses(parent: CallHandle, fn: Any, stamina: Any) -> bool:
     """Whether the retry belongs to ``parent`` (its attempts become the parent's), rather than
     being a retried function the parent's code happens to call.
 
@@ -282,9 +268,9 @@ def _encloses(parent: Call, fn: Any, stamina: Any) -> bool:
     * iterated retries (``for attempt in Retrying():``, stamina): only when the loop runs in
       the function the parent's tool wraps (its body, or stamina's wrapper around it).
     """
-    if parent.adoptable or parent.spec.composite:
+    if parent.adoptable or parent.composite:
         return False
-    target = parent.spec.target
+    target = parent.target
     if fn is not None:
         return _wraps(target, fn)
     if target is None:  # a call opened by an integration or an instrumented client
@@ -295,12 +281,10 @@ def _encloses(parent: Call, fn: Any, stamina: Any) -> bool:
 def _open(name: Any, library: str, mode: int, fn: Any = None, stamina: Any = None) -> _Tracker:
     """Attach to the current call when the retry belongs to it, else open an adoptable call
     named ``name()`` (nested in the current call, if any)."""
-    parent = _CALL.get()
+    parent = ai.current_call(guarded=False)
     if parent is not None and _encloses(parent, fn, stamina):
         return _Tracker(parent, False, mode)
-    call = start_call(spec_for(name(), library))
-    call.adoptable = True
-    return _Tracker(call, True, mode)
+    return _Tracker(ai.start(spec_for(name(), library), adoptable=True, guarded=False), True, mode)
 
 
 def _wanted(retrying: Any) -> tuple[bool, Any]:
@@ -320,7 +304,7 @@ def _bind(rs: Any, retrying: Any) -> _Tracker | None:
     if rs.fn is not None or rs.outcome is not None:
         return None  # a form we do not drive (tornado), or started before instrument()
     wanted, stamina = _wanted(retrying)
-    if not wanted or quiet():
+    if not wanted or not ai.is_recording():
         return None
     try:
         library = "tenacity" if stamina is None else "stamina"
@@ -331,9 +315,9 @@ def _bind(rs: Any, retrying: Any) -> _Tracker | None:
                 # The GC may run this inside any allocation, even one made under a lock the
                 # call's end needs: only queue it (append is atomic); it is ended at the next
                 # safe point (``_drain_abandoned``).
-                weakref.finalize(rs, _abandoned.append, tracker)
+                weakref.finalize(rs, _abandoned.push, tracker)
     except Exception as exc:
-        telemetry_error("tenacity.start", exc)
+        ai.report_error("tenacity.start", exc)
         return None
     rs.__dict__[_ATTR] = tracker
     return tracker
@@ -392,36 +376,32 @@ def _guard(fn: Any, *args: Any) -> None:
     try:
         fn(*args)
     except Exception as exc:
-        telemetry_error("tenacity.iter", exc)
+        ai.report_error("tenacity.iter", exc)
 
 
 def _begin_call(instance: Any, args: Any, kwargs: Any) -> tuple[_Tracker, Any, Any] | None:
     """Before ``Retrying.__call__``: the tracker its first ``iter`` will bind, made current."""
-    if not getattr(instance, "enabled", True) or "tenacity" not in _users or quiet():
+    if not getattr(instance, "enabled", True) or "tenacity" not in _users or not ai.is_recording():
         return None
     try:
         fn = args[0] if args else kwargs.get("fn")
         tracker = _open(lambda: qualified_name(fn), "tenacity", _CALL_MODE, fn=fn)
-        tokens = enter(tracker.call) if tracker.owned else None
+        saved = tracker.call.enter() if tracker.owned else None
     except Exception as exc:
-        telemetry_error("tenacity.start", exc)
+        ai.report_error("tenacity.start", exc)
         return None
-    return tracker, tokens, _PENDING.set(tracker)
+    return tracker, saved, _PENDING.set(tracker)
 
 
 def _end_call(begun: tuple[_Tracker, Any, Any], exc: BaseException | None) -> None:
-    tracker, tokens, pending = begun
+    tracker, saved, pending = begun
     try:
         _PENDING.reset(pending)
         tracker.finish(exc)
     except Exception as err:
-        telemetry_error("tenacity.finish", err)
+        ai.report_error("tenacity.finish", err)
     finally:
-        if tokens is not None:
-            try:
-                leave(tokens)
-            except Exception as err:  # pragma: no cover - context misuse by the application
-                telemetry_error("tenacity.context", err)
+        ai.leave(saved)
 
 
 def _call_sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -460,9 +440,9 @@ def _attempt_enter(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             and tracker.mode == _ITER_MODE
             and not tracker.done
         ):
-            instance.__dict__[_TOKENS] = enter(tracker.call)
+            instance.__dict__[_SAVED] = tracker.call.enter()
     except Exception as exc:
-        telemetry_error("tenacity.attempt", exc)
+        ai.report_error("tenacity.attempt", exc)
     return wrapped(*args, **kwargs)
 
 
@@ -476,8 +456,8 @@ def _noop() -> None:
 
 
 def _attempt_left(instance: Any, exc: BaseException | None) -> None:
-    tokens = instance.__dict__.pop(_TOKENS, None)
-    if tokens is None:
+    saved = instance.__dict__.pop(_SAVED, None)
+    if saved is None:
         return
     try:
         tracker = instance.retry_state.__dict__.get(_ATTR)
@@ -486,12 +466,9 @@ def _attempt_left(instance: Any, exc: BaseException | None) -> None:
             # the last attempt. Finish now: the loop is often left with ``return``.
             tracker.finish(None)
     except Exception as err:
-        telemetry_error("tenacity.attempt", err)
+        ai.report_error("tenacity.attempt", err)
     finally:
-        try:
-            leave(tokens)
-        except Exception as err:  # pragma: no cover - context misuse by the application
-            telemetry_error("tenacity.context", err)
+        ai.leave(saved)
 
 
 def _attempt_exit(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -559,19 +536,20 @@ def _install() -> None:
 
 def acquire(user: str) -> None:
     """Turn the tenacity machinery on for ``user`` ("tenacity" or "stamina")."""
+    global _unhook
     with _lock:
         if user in _users:
-            logger.debug("agentrel: %s already instrumented", user)
+            ai.logger.debug("agentrel: %s already instrumented", user)
             return
         if not _patched:
             _install()
-            if _drain_abandoned not in before_run_finish:
-                before_run_finish.append(_drain_abandoned)
+            _unhook = ai.on_run_finish(_drain_abandoned)
         _users.add(user)
 
 
 def release(user: str) -> None:
     """Turn it off for ``user``; the patches go when no user is left."""
+    global _unhook
     with _lock:
         _users.discard(user)
         if _users:
@@ -579,8 +557,9 @@ def release(user: str) -> None:
         while _patched:
             cls, attr, original = _patched.pop()
             setattr(cls, attr, original)
-        if _drain_abandoned in before_run_finish:
-            before_run_finish.remove(_drain_abandoned)
+        if _unhook is not None:
+            _unhook()
+            _unhook = None
         _drain_abandoned()
 
 

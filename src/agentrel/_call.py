@@ -1,0 +1,397 @@
+"""Calls (DESIGN §2): one logical tool or LLM call, ``execute_tool {name}`` / ``chat {model}``,
+and the attempts inside it.
+
+Counting rules (each one pinned by tests/test_semantics.py):
+
+* A failure is an exception leaving an attempt, a result flagged by ``failure_when=``, or a
+  rejection. It is counted once, in the innermost scope it left: the same exception object
+  propagating through enclosing calls is not counted again there (so a fallback is counted
+  through the failed attempt that caused it, not twice).
+* Retry depth of a run = failures counted inside it. ``agentrel.tool.failures`` summed over a
+  run equals its retry depth.
+* Outcomes and token dispositions: ``_outcome``.
+
+Lifecycle: ``start_call(spec)`` opens the call, its span and attempt 1; ``enter`` makes it
+current; ``finish_call`` classifies and records it and hands its failures and tokens to the
+enclosing call, its run, or (outside any run) straight to the meters; ``leave`` restores the
+context.
+"""
+
+from __future__ import annotations
+
+from contextvars import Token
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from . import _catalogue as cat
+from . import _clock, _record
+from ._content import content
+from ._current import CALL, RUN
+from ._guard import telemetry_error, warn_once
+from ._outcome import call_outcome
+from ._run import Run
+from ._runtime import T
+from ._spec import CallSpec, error_type
+from ._tokens import Tokens, by_type, merge
+
+
+class Call:
+    """One logical tool or LLM call; attempts are counted inside it."""
+
+    __slots__ = (
+        "_adopted",
+        "_attempt_start",
+        "_child_exc",
+        "_child_started",
+        "_ctx",
+        "_cur",
+        "_delay",
+        "_failures",
+        "_open",
+        "_rejected",
+        "_start",
+        "_useful",
+        "_wasted",
+        "adoptable",
+        "attempt",
+        "counted",
+        "error_type",
+        "failed_attempts",
+        "inner_failures",
+        "parent",
+        "response_model",
+        "retried",
+        "run",
+        "span",
+        "span_extra",
+        "spec",
+    )
+
+    def __init__(self, spec: CallSpec, run: Run | None, parent: Call | None) -> None:
+        self.spec = spec
+        self.run = run
+        self.parent = parent
+        self.span: Span | None = None
+        self.attempt = 0
+        self.failed_attempts = 0
+        self.counted = 0
+        self.inner_failures = 0
+        self.retried = False
+        self.error_type: str | None = None
+        self.adoptable = False
+        #: the model that answered (LLM calls; set by instrumented clients), for semconv.
+        self.response_model: str | None = None
+        #: attributes to set on the span when the call ends (one write with the outcome).
+        self.span_extra: dict[str, Any] | None = None
+        self._adopted = False
+        self._open = False
+        self._attempt_start = 0.0
+        self._start = _clock.now()
+        self._rejected = False
+        self._useful: Tokens | None = None  # tokens of successful attempts
+        self._wasted: Tokens | None = None
+        self._cur: Tokens | None = None  # tokens of the attempt in progress
+        self._child_started = False
+        self._failures: dict[tuple[str, str], int] | None = None
+        self._child_exc: BaseException | None = None
+        self._delay: float | None = None
+        self._ctx: Any = None
+
+    # -- attempts ----------------------------------------------------------------------------
+    def begin_attempt(self) -> None:
+        """Open the next attempt (retry integrations call this before each retry)."""
+        if self._open:
+            return
+        self.attempt += 1
+        self._open = True
+        self._attempt_start = _clock.now()
+        first = self.attempt == 1
+        if not first and self.failed_attempts:
+            self.retried = True
+        unsafe = False
+        self._child_started = False
+        if self.run is not None and not self.spec.composite:
+            unsafe = self.run._attempt_started(self.spec, first)
+        if not first and not self.spec.idempotent:
+            unsafe = True
+        if unsafe:
+            self._unsafe_retry()
+
+    def _unsafe_retry(self) -> None:
+        spec = self.spec
+        _record.unsafe_retry(spec)
+        if self.span is not None:
+            self.span.add_event("agentrel.unsafe_retry", {"agentrel.attempt.number": self.attempt})
+        warn_once(
+            "unsafe:" + spec.name,
+            "agentrel: tool %r (system %r) is declared idempotent=False and was retried: "
+            "duplicate side effects are possible (counted in agentrel.unsafe_retries; "
+            "logged once per tool)",
+            spec.name,
+            spec.system,
+        )
+
+    def attempt_failed(self, exc: BaseException | None = None, etype: str | None = None) -> None:
+        """Close the open attempt as failed (no-op when no attempt is open)."""
+        if not self._open:
+            return
+        self._close_attempt(failed=True)
+        duration = _clock.now() - self._attempt_start
+        et = etype or (error_type(exc) if exc is not None else "unknown")
+        self.failed_attempts += 1
+        self.error_type = et
+        if exc is None or exc is not self._child_exc:
+            self.counted += 1
+            if self.run is not None:
+                self.run._failure(self.spec.name, et, duration)
+            else:
+                f = self._failures
+                if f is None:
+                    f = self._failures = {}
+                key = (self.spec.name, et)
+                f[key] = f.get(key, 0) + 1
+        self._attempt_event(duration, et, exc)
+
+    def attempt_succeeded(self) -> None:
+        """Close the open attempt as successful."""
+        if not self._open:
+            return
+        self._close_attempt(failed=False)
+        if self.attempt > 1:
+            self._attempt_event(_clock.now() - self._attempt_start, None)
+
+    def _close_attempt(self, failed: bool) -> None:
+        """Settle the attempt's tokens (a failed attempt's are wasted even if the call later
+        recovers); a composite call's attempt (a fallback tier) counts as a run attempt only
+        when no decorated call ran inside it (whose own attempts are counted)."""
+        self._open = False
+        cur = self._cur
+        if cur:
+            self._cur = None
+            if failed:
+                if self._wasted is None:
+                    self._wasted = {}
+                merge(self._wasted, cur)
+            elif self._useful is None:
+                self._useful = cur
+            else:
+                merge(self._useful, cur)
+        if self.spec.composite and not self._child_started and self.run is not None:
+            self.run._attempt_started(self.spec, False)
+
+    def record_delay(self, seconds: float) -> None:
+        """A backoff wait before the next attempt."""
+        _record.retry_delay(seconds, self.spec, None, self._ctx)
+        self._delay = seconds
+        if self.run is not None:
+            self.run.add_recovery_time(seconds)
+
+    def _attempt_event(
+        self, duration: float, etype: str | None, exc: BaseException | None = None
+    ) -> None:
+        span = self.span
+        if span is None or not span.is_recording():
+            return
+        attrs: dict[str, Any] = {
+            "agentrel.attempt.number": self.attempt,
+            "agentrel.attempt.duration": duration,
+        }
+        if etype is not None:
+            attrs[cat.ERROR_TYPE] = etype
+        if exc is not None and T.capture_content:
+            message = content(str(exc))
+            if message is not None:
+                attrs["exception.message"] = message
+        if self._delay is not None:
+            attrs["agentrel.retry.delay"] = self._delay
+            self._delay = None
+        span.add_event("agentrel.attempt", attrs)
+
+    def adopt(self, spec: CallSpec) -> bool:
+        """Let a decorated tool running inside a retry integration's call act as that call's
+        attempt (so ``@retry`` outside ``@agentrel.tool`` gives the same metrics as inside).
+
+        Only calls opened by an integration are ``adoptable``; the first tool to run inside
+        names the call, later attempts must be the same tool.
+        """
+        if not self._open:
+            return False
+        if self.spec is spec:
+            return self._adopted
+        if not self.adoptable:
+            return False
+        self.adoptable = False
+        self._adopted = True
+        self.spec = spec
+        if self.span is not None and self.span.is_recording():
+            self.span.update_name(spec.span_name)
+            self.span.set_attributes(spec.span_attrs)
+        return True
+
+    # -- tokens ------------------------------------------------------------------------------
+    def add_tokens(self, model: str | None, input: int, output: int) -> None:
+        model = model or self.spec.model
+        d = self._cur
+        if d is None:
+            d = self._cur = {}
+        if input:
+            d[(model, cat.INPUT)] = d.get((model, cat.INPUT), 0) + input
+        if output:
+            d[(model, cat.OUTPUT)] = d.get((model, cat.OUTPUT), 0) + output
+
+
+def start_call(spec: CallSpec) -> Call:
+    """Open a call and its first attempt. The caller must ``enter`` it and ``finish_call``."""
+    parent = CALL.get()
+    call = Call(spec, RUN.get(), parent)
+    if parent is not None:
+        parent._child_started = True
+        if parent.failed_attempts + parent.inner_failures:
+            parent.retried = True
+    if T.active:
+        try:
+            span = T.tracer.start_span(
+                spec.span_name, kind=spec.span_kind, attributes=spec.span_attrs
+            )
+            call.span = span
+            call._ctx = trace.set_span_in_context(span)
+        except Exception as exc:  # a broken tracer costs the span, not the counts
+            telemetry_error("call.span", exc)
+    call.begin_attempt()
+    return call
+
+
+Saved = tuple["Token[Call | None]", object | None]
+
+
+def enter(call: Call) -> Saved:
+    """Make ``call`` the current call (and its span the current span); returns what ``leave``
+    needs to restore the context."""
+    return CALL.set(call), (otel_context.attach(call._ctx) if call._ctx is not None else None)
+
+
+def leave(saved: Saved) -> None:
+    call_reset, ctx_reset = saved
+    if ctx_reset is not None:
+        otel_context.detach(ctx_reset)  # type: ignore[arg-type]
+    CALL.reset(call_reset)
+
+
+def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) -> str:
+    """End a call: close its attempt, record its metrics and span, hand its tokens and
+    failures to the enclosing scope. Returns the call's outcome."""
+    if exc is not None:
+        call.attempt_failed(exc)
+        failed = True
+    elif call._rejected or flagged:
+        call.attempt_failed(None, cat.REJECTED if call._rejected else cat.RESULT_FLAGGED)
+        failed = True
+    else:
+        call.attempt_succeeded()
+        failed = False
+    outcome = call_outcome(
+        failed, call.attempt, call.retried, call.failed_attempts + call.inner_failures
+    )
+    spec = call.spec
+    duration = _clock.now() - call._start
+    span = call.span
+    recording = span is not None and span.is_recording()
+    attrs: dict[str, Any] | None = (
+        {cat.OUTCOME: outcome, "agentrel.call.attempts": call.attempt} if recording else None
+    )
+    etype = call.error_type if failed else None
+    try:
+        _record.tool_call(spec, outcome, call.attempt, duration, etype, call._ctx)
+        if spec.kind == "llm":
+            usage = by_type(call._useful, call._wasted)
+            if attrs is not None:  # first: a failing meter below must not cost the span these
+                if call.response_model:
+                    attrs[cat.RESPONSE_MODEL] = call.response_model
+                if usage:
+                    attrs["gen_ai.usage.input_tokens"] = usage.get(cat.INPUT, 0)
+                    attrs["gen_ai.usage.output_tokens"] = usage.get(cat.OUTPUT, 0)
+            _record.llm_call(spec, call.response_model, duration, etype, usage, call._ctx)
+    except Exception as err:  # a broken meter must not cost the run its bookkeeping
+        telemetry_error("call.metrics", err)
+    _hand_over(call, exc, failed)
+    if span is not None:
+        if attrs is not None:
+            if call.span_extra:
+                attrs.update(call.span_extra)
+            if failed:
+                attrs[cat.ERROR_TYPE] = call.error_type
+                span.set_status(Status(StatusCode.ERROR, call.error_type))
+            span.set_attributes(attrs)
+        span.end()
+    return outcome
+
+
+def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> None:
+    """Move a finished call's failures and tokens to its parent, run, or the exporter."""
+    useful, wasted = call._useful, call._wasted
+    if call._cur:  # recorded after the last attempt closed: the call's fate decides
+        if useful is None:
+            useful = {}
+        merge(useful, call._cur)
+        call._cur = None
+    if failed and useful:
+        if wasted is None:
+            wasted = {}
+        merge(wasted, useful)
+        useful = None
+    parent = call.parent
+    if parent is not None:
+        parent.inner_failures += call.counted + call.inner_failures
+        if exc is not None:
+            parent._child_exc = exc
+        if useful:  # part of the parent's attempt in progress
+            if parent._cur is None:
+                parent._cur = {}
+            merge(parent._cur, useful)
+        if wasted:
+            if parent._wasted is None:
+                parent._wasted = {}
+            merge(parent._wasted, wasted)
+        if call._failures:
+            if parent._failures is None:
+                parent._failures = {}
+            for k, v in call._failures.items():
+                parent._failures[k] = parent._failures.get(k, 0) + v
+        return
+    run = call.run
+    if run is not None:
+        with run._lock:
+            if useful:
+                merge(run._useful, useful)
+            if wasted:
+                merge(run._wasted, wasted)
+            run._last_call = None if failed else (call.spec.name, useful or {})
+        return
+    # A call outside any run: its own fate decides absorption and dispositions.
+    if call._failures:
+        _record.failures(call._failures, failed)
+    _record.tokens(None, None, useful, wasted)
+
+
+def waste(call: Call) -> None:
+    """A call that ended successfully had its output thrown away later (a model response
+    whose tool calls failed and were retried): move its useful tokens to wasted in the run
+    that holds them. No failure is counted (the one that caused it was counted where it
+    happened). Only for a call handed straight to its run (no enclosing call)."""
+    useful = call._useful
+    run = call.run
+    if not useful or run is None or call.parent is not None:
+        return
+    with run._lock:
+        for k, v in useful.items():
+            have = run._useful.get(k, 0)
+            moved = min(have, v)
+            if moved:
+                run._useful[k] = have - moved
+                run._wasted[k] = run._wasted.get(k, 0) + moved
+        if run._last_call is not None and run._last_call[1] is useful:
+            run._last_call = None
+    call._useful = None

@@ -1,0 +1,77 @@
+"""Never break the host (DESIGN §8): the guard every telemetry step runs under.
+
+A failure of agentrel's own telemetry is caught by the caller (``except Exception``), handed to
+``telemetry_error(site, exc)``, counted by site, logged once per site and error type, and the
+host carries on. ``warn_once`` is the once-per-process warning for misuse that is not an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+#: The one logger of the library (``logging.getLogger("agentrel")``).
+logger = logging.getLogger("agentrel")
+
+_errors: Counter[str] = Counter()
+_logged: set[tuple[str, str]] = set()
+_warned: set[str] = set()
+_lock = threading.Lock()
+
+
+def telemetry_error(site: str, exc: BaseException) -> None:
+    """Count a failure of agentrel's own telemetry; log it once per site and error type."""
+    try:
+        key = (site, type(exc).__qualname__)
+        with _lock:
+            _errors[site] += 1
+            first = key not in _logged
+            _logged.add(key)
+        if first:
+            logger.warning(
+                "agentrel: telemetry failed in %s (%s); the application is unaffected, "
+                "further errors of this kind are only counted (agentrel.telemetry_errors())",
+                site,
+                key[1],
+                exc_info=exc,
+            )
+    except Exception:  # pragma: no cover - logging itself failed
+        pass
+
+
+def warn_once(key: str, message: str, *args: object) -> None:
+    """Log a warning once per process for ``key``."""
+    with _lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    logger.warning(message, *args)
+
+
+def telemetry_errors() -> Mapping[str, int]:
+    """How many times agentrel's own telemetry failed, by site, since start or ``reset()``."""
+    with _lock:
+        return dict(_errors)
+
+
+def reset_guards() -> None:
+    """Forget the counts and the once-only memory (``testing.reset()``)."""
+    with _lock:
+        _errors.clear()
+        _logged.clear()
+        _warned.clear()
+
+
+def flags(predicate: Callable[[Any], object] | None, result: Any, site: str) -> bool:
+    """Whether a ``failure_when``-style ``predicate`` flags ``result`` as a failure (no
+    predicate: no). A raising predicate is a telemetry error under ``site`` and flags nothing."""
+    if predicate is None:
+        return False
+    try:
+        return bool(predicate(result))
+    except Exception as exc:
+        telemetry_error(site, exc)
+        return False

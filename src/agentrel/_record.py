@@ -1,0 +1,175 @@
+"""The only module that records into instruments. Every function takes plain values, and the
+OpenTelemetry context of the scope being recorded (``ctx``: its span in a context, or ``None``
+for the current one) so that histogram exemplars carry that scope's trace id whatever is
+current at the time.
+
+Attribute dicts are built once per label combination and cached: the label values come from
+code (tool, agent and model names, outcomes, error types), never from data; the one open-ended
+key, the response model of an LLM call, is bounded.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import _catalogue as cat
+from ._outcome import absorbed
+from ._runtime import T
+from ._tokens import Tokens
+
+if TYPE_CHECKING:
+    from ._spec import CallSpec
+
+Failures = dict[tuple[str, str], int]  # (tool, error.type) -> failed attempts
+
+
+# --- calls --------------------------------------------------------------------------------------
+def tool_call(
+    spec: CallSpec, outcome: str, attempts: int, duration: float, etype: str | None, ctx: Any
+) -> None:
+    """A logical call ended: ``agentrel.tool.attempts`` and, for tools,
+    ``gen_ai.execute_tool.duration``."""
+    T.tool_attempts.record(attempts, spec._outcome_attrs[outcome], ctx)
+    if spec.kind == "tool":
+        T.execute_tool_duration.record(duration, spec.error_attrs(etype), ctx)
+
+
+def unsafe_retry(spec: CallSpec) -> None:
+    T.unsafe_retries.add(1, spec._name_attrs)
+
+
+def retry_delay(seconds: float, spec: CallSpec | None, tool: str | None, ctx: Any) -> None:
+    """A backoff wait, for a call's spec or, with no call around it, for a tool name."""
+    attrs = spec._name_attrs if spec is not None else _tool_attrs(tool or "")
+    T.retry_delay.record(seconds, attrs, ctx)
+
+
+_tool_attr_cache: dict[str, dict[str, str]] = {}
+
+
+def _tool_attrs(tool: str) -> dict[str, str]:
+    attrs = _tool_attr_cache.get(tool)
+    if attrs is None:
+        attrs = {cat.TOOL: tool}
+        if len(_tool_attr_cache) < 4096:
+            _tool_attr_cache[tool] = attrs
+    return attrs
+
+
+def fallback_moved(attrs: dict[str, str]) -> None:
+    T.fallbacks.add(1, attrs)
+
+
+# --- LLM calls (GenAI semconv) ------------------------------------------------------------------
+#: (spec, response model) -> semconv attributes: the operation's, and per token type.
+_LlmAttrs = tuple[dict[str, Any], dict[str, dict[str, Any]]]
+_llm_attr_cache: dict[tuple[CallSpec, str | None], _LlmAttrs] = {}
+_LLM_ATTR_CACHE_MAX = 1024
+
+
+def _llm_attrs(spec: CallSpec, response_model: str | None) -> _LlmAttrs:
+    key = (spec, response_model)
+    found = _llm_attr_cache.get(key)
+    if found is not None:
+        return found
+    base: dict[str, Any] = {cat.OPERATION: "chat"}
+    if spec.provider:
+        base[cat.PROVIDER] = spec.provider
+    if spec.model:
+        base[cat.REQUEST_MODEL] = spec.model
+    if response_model:
+        base[cat.RESPONSE_MODEL] = response_model
+    by_type = {t: {**base, cat.TOKEN_TYPE: t} for t in (cat.INPUT, cat.OUTPUT)}
+    if len(_llm_attr_cache) < _LLM_ATTR_CACHE_MAX:  # bounded: response models are open-ended
+        _llm_attr_cache[key] = (base, by_type)
+    return base, by_type
+
+
+def llm_call(
+    spec: CallSpec,
+    response_model: str | None,
+    duration: float,
+    etype: str | None,
+    usage: dict[str, int],
+    ctx: Any,
+) -> None:
+    """``gen_ai.client.operation.duration`` and ``gen_ai.client.token.usage`` (per token type
+    in ``usage``) of an LLM call that ended (``etype``: its ``error.type`` if it failed)."""
+    base, by_type = _llm_attrs(spec, response_model)
+    if etype is not None:
+        T.client_operation_duration.record(duration, {**base, cat.ERROR_TYPE: etype}, ctx)
+    else:
+        T.client_operation_duration.record(duration, base, ctx)
+    for ttype, n in usage.items():
+        attrs = by_type.get(ttype)
+        T.client_token_usage.record(
+            n, attrs if attrs is not None else {**base, cat.TOKEN_TYPE: ttype}, ctx
+        )
+
+
+# --- runs ---------------------------------------------------------------------------------------
+_run_attr_cache: dict[tuple[str, str, str], dict[str, str]] = {}
+_amp_attr_cache: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def run(
+    name: str,
+    cohort: str,
+    outcome: str,
+    retry_depth: int,
+    attempts: int,
+    recovery_time: float,
+    amplification: float | None,
+    ctx: Any,
+) -> None:
+    """A run ended: retry depth (every run), attempts, recovery time (runs with a failure),
+    token amplification (successful runs with useful tokens: ``amplification`` not None)."""
+    key = (name, outcome, cohort)
+    attrs = _run_attr_cache.get(key)
+    if attrs is None:
+        attrs = _run_attr_cache[key] = {cat.AGENT: name, cat.OUTCOME: outcome, cat.COHORT: cohort}
+    T.run_retry_depth.record(retry_depth, attrs, ctx)
+    T.run_attempts.record(attempts, attrs, ctx)
+    if retry_depth:
+        T.run_recovery_time.record(recovery_time, attrs, ctx)
+    if amplification is not None:
+        akey = (name, cohort)
+        aattrs = _amp_attr_cache.get(akey)
+        if aattrs is None:
+            aattrs = _amp_attr_cache[akey] = {cat.AGENT: name, cat.COHORT: cohort}
+        T.run_token_amplification.record(amplification, aattrs, ctx)
+
+
+def failures(failed: Failures, run_failed: bool) -> None:
+    """``agentrel.tool.failures`` once the fate of the run (or of a call outside any run)
+    that holds them is known."""
+    absorbed_value = absorbed(run_failed)
+    for (tool, et), n in failed.items():
+        T.tool_failures.add(n, {cat.TOOL: tool, cat.ERROR_TYPE: et, cat.ABSORBED: absorbed_value})
+
+
+_token_attr_cache: dict[tuple[str | None, str | None, str | None, str, str], dict[str, str]] = {}
+
+
+def tokens(
+    agent: str | None, cohort: str | None, useful: Tokens | None, wasted: Tokens | None
+) -> None:
+    """``agentrel.tokens`` by disposition, once the scope that holds them has ended."""
+    for disposition, tally in ((cat.USEFUL, useful), (cat.WASTED, wasted)):
+        if not tally:
+            continue
+        for (model, ttype), n in tally.items():
+            if not n:
+                continue
+            key = (agent, cohort, model, ttype, disposition)
+            attrs = _token_attr_cache.get(key)
+            if attrs is None:
+                attrs = {cat.TOKEN_TYPE: ttype, cat.DISPOSITION: disposition}
+                if agent is not None:
+                    attrs[cat.AGENT] = agent
+                if cohort is not None:
+                    attrs[cat.COHORT] = cohort
+                if model is not None:
+                    attrs[cat.REQUEST_MODEL] = model
+                _token_attr_cache[key] = attrs
+            T.tokens.add(n, attrs)
