@@ -51,6 +51,12 @@ class Telemetry:
         "tool_failures",
         "tracer",
         "unsafe_retries",
+        # issue 13 (cost, semconv call counts, cold start): one slot per instrument
+        "cost",
+        "unpriced_tokens",
+        "invoke_agent_tool_calls",
+        "invoke_agent_inference_calls",
+        "first_call_duration",
     )
 
     active: bool
@@ -68,6 +74,12 @@ class Telemetry:
     execute_tool_duration: Histogram
     client_token_usage: Histogram
     client_operation_duration: Histogram
+    # issue 13
+    cost: OTelCounter
+    unpriced_tokens: OTelCounter
+    invoke_agent_tool_calls: Histogram
+    invoke_agent_inference_calls: Histogram
+    first_call_duration: Histogram
 
     def __init__(self) -> None:
         self.capture_content = False
@@ -145,6 +157,12 @@ def _attr_name(spec: cat.MetricSpec) -> str:
         cat.EXECUTE_TOOL_DURATION.name: "execute_tool_duration",
         cat.CLIENT_TOKEN_USAGE.name: "client_token_usage",
         cat.CLIENT_OPERATION_DURATION.name: "client_operation_duration",
+        # issue 13
+        cat.COST.name: "cost",
+        cat.UNPRICED_TOKENS.name: "unpriced_tokens",
+        cat.INVOKE_AGENT_TOOL_CALLS.name: "invoke_agent_tool_calls",
+        cat.INVOKE_AGENT_INFERENCE_CALLS.name: "invoke_agent_inference_calls",
+        cat.FIRST_CALL_DURATION.name: "first_call_duration",
     }[spec.name]
 
 
