@@ -38,8 +38,12 @@ class Telemetry:
         "client_operation_duration",
         "client_token_usage",
         "cohorts",
+        "cost",  # issue 13
         "execute_tool_duration",
         "fallbacks",
+        "first_call_duration",  # issue 13
+        "invoke_agent_inference_calls",  # issue 13
+        "invoke_agent_tool_calls",  # issue 13
         "redact",
         "retry_delay",
         "run_attempts",
@@ -50,13 +54,8 @@ class Telemetry:
         "tool_attempts",
         "tool_failures",
         "tracer",
+        "unpriced_tokens",  # issue 13
         "unsafe_retries",
-        # issue 13 (cost, semconv call counts, cold start): one slot per instrument
-        "cost",
-        "unpriced_tokens",
-        "invoke_agent_tool_calls",
-        "invoke_agent_inference_calls",
-        "first_call_duration",
     )
 
     active: bool
