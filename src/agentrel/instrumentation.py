@@ -503,3 +503,147 @@ def register_llm_adapter(module: str, factory: Callable[[Any], Any]) -> None:
     if module in _ADAPTERS and _ADAPTERS[module] is not factory:
         warn_once("adapter:" + module, "agentrel: LLM adapter for %r replaced", module)
     _ADAPTERS[module] = factory
+
+
+# === Added for the agent-framework integrations (issue 11, pydantic-ai) ==========================
+# A framework with its own OpenTelemetry spans (pydantic-ai's ``instrument=True``) opens
+# ``invoke_agent``/``chat``/``execute_tool`` spans of its own; agentrel then writes its
+# attributes and attempt events onto that span instead of opening a second one of the same name.
+# Port note: ``_start_call_on`` mirrors ``_scopes.start_call`` without the span creation, and
+# ``RunOnSpan.__enter__`` mirrors ``_scopes.open_run``.
+import wrapt  # noqa: E402
+
+__all__ += ["call_on_span", "reject_finished", "run_scope_on_span"]
+
+
+class _BorrowedSpan(wrapt.ObjectProxy[Any]):
+    """Somebody else's span: agentrel sets attributes, status and events on it, and leaves its
+    name and its end to its owner."""
+
+    def end(self, end_time: Any = None) -> None:
+        return None
+
+    def update_name(self, name: str) -> None:
+        return None
+
+
+def _start_call_on(spec: CallSpec, span: Any) -> Call:
+    parent = _CALL.get()
+    c = Call(spec, _RUN.get(), parent)
+    if parent is not None:
+        parent._child_started = True
+        if parent.failed_attempts + parent.inner_failures:
+            parent.retried = True
+    try:
+        span.set_attributes(spec.span_attrs)
+        c.span = _BorrowedSpan(span)  # type: ignore[assignment]
+    except Exception as exc:
+        telemetry_error("call.span", exc)
+    c.begin_attempt()
+    return c
+
+
+class CallOnSpan(CallScope):
+    """``call_on_span(spec, span)``: a call recorded onto an existing span."""
+
+    __slots__ = ("_on",)
+
+    def __init__(self, spec: CallSpec, span: Any, adoptable: bool) -> None:
+        super().__init__(spec, adoptable)
+        self._on = span
+
+    def __enter__(self) -> CallHandle:
+        if quiet():
+            return _INERT
+        try:
+            c = _start_call_on(self._spec, self._on)
+            c.adoptable = self._adoptable
+            self._tokens = enter(c)  # the span is already current: no context is attached
+        except Exception as exc:
+            telemetry_error("call.start", exc)
+            return _INERT
+        handle = self._handle = CallHandle(c)
+        return handle
+
+
+def call_on_span(spec: CallSpec, span: Any, *, adoptable: bool = False) -> CallScope:
+    """Like ``call(spec)``, but the call's span is ``span``, a recording span another tracer
+    opened for the very same operation and made current (a framework's own ``execute_tool``
+    span): agentrel sets its attributes, status and ``agentrel.attempt`` events on it, and
+    neither renames nor ends it. Use it only while ``span`` is the current span."""
+    if not isinstance(spec, CallSpec):
+        raise TypeError(f"call_on_span() takes a CallSpec, got {spec!r}")
+    return CallOnSpan(spec, span, adoptable)
+
+
+class RunOnSpan(RunScope):
+    """``run_scope_on_span(name, span)``: a run recorded onto an existing span."""
+
+    __slots__ = ("_on",)
+
+    def __init__(
+        self, name: str, span: Any, cohort: str | None, budget: int | None, join: bool
+    ) -> None:
+        super().__init__(name, cohort, budget, join)
+        self._on = span
+
+    def __enter__(self) -> RunHandle:
+        current = _RUN.get()
+        if self._join and current is not None and _CALL.get() is None:
+            return RunHandle(current, False)
+        try:
+            r = self._run = Run(self._name, self._cohort, self._budget)
+            try:
+                self._on.set_attributes(
+                    {cat.OPERATION: "invoke_agent", cat.AGENT: r.name, cat.COHORT: r.cohort}
+                )
+                r._span = _BorrowedSpan(self._on)  # type: ignore[assignment]
+            except Exception as exc:
+                telemetry_error("run.start", exc)
+            self._tokens = enter_run(r)
+        except Exception as exc:
+            telemetry_error("run.start", exc)
+            self._run = None
+            return RunHandle(None, False)
+        return RunHandle(r, True)
+
+
+def run_scope_on_span(
+    name: str,
+    span: Any,
+    *,
+    cohort: str | None = None,
+    token_budget: int | None = None,
+    join: bool = True,
+) -> RunScope:
+    """Like ``run_scope(name)``, but the run's span is ``span``, the framework's own current
+    ``invoke_agent`` span (see ``call_on_span``): the run's outcome, retry depth, attempts and
+    tokens go on it as attributes; agentrel does not end it."""
+    from ._decorators import _check_run_args
+
+    _check_run_args(name, cohort, token_budget)
+    return RunOnSpan(name, span, cohort, token_budget, join)
+
+
+def reject_finished(handle: CallHandle, reason: str | None = None) -> None:
+    """After the call ended successfully, its output was rejected (an output validator made
+    the framework ask the model again): its useful tokens become wasted and the run counts one
+    failure, ``error.type="rejected"`` under the call's name, as ``agentrel.reject()`` does for
+    the run's last call. The call's recorded outcome is not rewritten."""
+    c = handle._call
+    if c is None or handle.outcome is None:
+        return
+    try:
+        waste_finished(c)
+        run = c.run
+        if run is None or c.parent is not None:
+            return
+        run._failure(c.spec.name, cat.REJECTED, 0.0)
+        span = run._span
+        if span is not None and span.is_recording():
+            attrs = {cat.TOOL: c.spec.name}
+            if reason is not None:
+                attrs["agentrel.reject.reason"] = str(reason)
+            span.add_event("agentrel.reject", attrs)
+    except Exception as err:
+        telemetry_error("call.reject", err)
