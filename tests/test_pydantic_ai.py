@@ -650,10 +650,10 @@ def test_example_prints_its_figures() -> None:
     assert lines == [
         "answer: Paris: 18 C, light rain",
         "outcome: recovered",
-        "retry depth: 3",
-        "attempts: 8",
-        "tokens: useful 80, wasted 90",
-        "token amplification: 2.12",
+        "retry depth: 3",  # ModelRetry, ToolFailed, one rejected answer
+        "attempts: 8",  # 5 model requests, 3 tool executions
+        "tokens: useful 222, wasted 230",  # useful: 90 + 132; wasted: 50 + 70 + 110
+        "token amplification: 2.04",  # 452 / 222
     ]
 
 
