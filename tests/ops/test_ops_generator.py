@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from agentrel import _catalogue as cat
 
-from .conftest import ROOT
+from .conftest import ROOT, require_binary
 
 OPS = ROOT / "tools" / "ops"
 GENERATED = ("prometheus", "dashboards")
@@ -105,3 +107,69 @@ def test_renaming_the_catalogue_renames_every_generated_name(tmp_path: Path) -> 
     assert (
         "$labels.zzai_agent_name" in (tmp_path / "prometheus" / "agentrel.alerts.yml").read_text()
     )
+
+
+def _rules_with(tmp_path: Path, **knobs: str) -> Path:
+    """prometheus/agentrel.rules.yml generated with some knobs changed, in tmp_path."""
+    script = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('gen', {str(OPS / 'generate.py')!r})\n"
+        "gen = importlib.util.module_from_spec(spec); spec.loader.exec_module(gen)\n"
+        "knobs = gen._module('knobs')\n"
+        + "".join(f"knobs.{k} = {v!r}\n" for k, v in knobs.items())
+        + f"sys.exit(gen.main(['--out', {str(tmp_path)!r}]))\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+    return tmp_path / "prometheus" / "agentrel.rules.yml"
+
+
+def test_last_tier_regex_names_last_tiers_the_data_cannot_show(tmp_path: Path) -> None:
+    """With LAST_TIER_REGEX set, a chain that was never exhausted (its last tier never fails)
+    has its named last tier watched too; promtool evaluates both branches."""
+    promtool = require_binary("promtool")
+    rules = _rules_with(tmp_path, LAST_TIER_REGEX="static_.*")
+    last = "chain_tier:agentrel_fallbacks_last_tier:rate5m"
+
+    def fallbacks(chain: str, from_tier: str, to_tier: str) -> str:
+        return (
+            f'{cat.FALLBACKS.prometheus_name}{{agentrel_fallback_chain="{chain}",'
+            f'agentrel_fallback_from_tier="{from_tier}",agentrel_fallback_to_tier="{to_tier}",'
+            'error_type="TimeoutError"}'
+        )
+
+    test = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    # never exhausted: the regex names its last tier
+                    {"series": fallbacks("faq", "model", "static_faq"), "values": "0+6x10"},
+                    # never exhausted, not named: no known last tier
+                    {"series": fallbacks("kb", "index", "mirror"), "values": "0+6x10"},
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": last,
+                        "eval_time": "10m",
+                        "exp_samples": [
+                            {
+                                "labels": f'{last}{{agentrel_fallback_chain="faq",'
+                                'agentrel_fallback_to_tier="static_faq"}',
+                                "value": 0.1,
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test), encoding="utf-8")
+    result = subprocess.run(
+        [promtool, "test", "rules", str(tmp_path / "test.yml")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    default = (ROOT / "prometheus" / "agentrel.rules.yml").read_text(encoding="utf-8")
+    assert "static_" not in default and 'to_tier=~"' not in default

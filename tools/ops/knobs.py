@@ -13,7 +13,11 @@ RETRY_DEPTH_P95_MAX = 3
 SELF_HEALING_RATE_MAX = 0.25
 TOKEN_AMPLIFICATION_MAX = 1.5
 HIDDEN_FAILURES_PER_CALL_MAX = 0.5
-#: Regex on ``agentrel_fallback_to_tier`` naming the last tier of every fallback chain
-#: (the demo's chain ``answer`` is primary_model -> secondary_model -> cached_answer).
-LAST_TIER_REGEX = "cached_answer|static_answer"
+#: How far back the last-tier rule looks for a chain's shape: a tier the chain fell back
+#: *from* in this window is not its last, and the chain must have been exhausted (every tier
+#: failed) in it for the tiers it never left to count as last (docs/operations.md).
+LAST_TIER_EVIDENCE_WINDOW = "1d"
+#: Optional regex on the to-tier label naming last tiers the data cannot show (a chain whose
+#: last tier never fails is never exhausted); "" adds none.
+LAST_TIER_REGEX = ""
 RUNBOOK_URL = "https://github.com/agentrel/agentrel/blob/main/docs/runbook.md"

@@ -192,8 +192,9 @@ def overview() -> dict[str, Any]:
     lay.add(timeseries(
         "Fallback tier serving",
         "Fallback activations per second by chain and the tier that took over. The last tier "
-        f"(to_tier matching \"{knobs.LAST_TIER_REGEX}\") is the one AgentFallbackLastTierServing "
-        "watches. Fallback metrics carry no agent or cohort label.",
+        "(a tier the chain never fell back from, in a chain exhausted within the last "
+        f"{knobs.LAST_TIER_EVIDENCE_WINDOW}) is the one AgentFallbackLastTierServing watches. "
+        "Fallback metrics carry no agent or cohort label.",
         [target(f"sum by ({CHAIN}, {TO_TIER}) ({R_FALLBACKS})",
                 f"{{{{{CHAIN}}}}} → {{{{{TO_TIER}}}}}", "A"),
          target(f"{R_LAST_TIER}", f"{{{{{CHAIN}}}}} last tier", "B")],

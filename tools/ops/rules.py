@@ -181,11 +181,37 @@ def _tools() -> list[tuple[Any, ...]]:
             R_FALLBACKS,
             f"sum by ({CHAIN}, {FROM_TIER}, {TO_TIER}, {ERROR}) (rate({series(FALLBACKS)}[5m]))",
         ),
-        (
-            R_LAST_TIER,
-            f'sum by ({CHAIN}, {TO_TIER}) ({R_FALLBACKS}{{{TO_TIER}=~"{knobs.LAST_TIER_REGEX}"}})',
-        ),
+        (R_LAST_TIER, _last_tier()),
     ]
+
+
+def _last_tier() -> str:
+    """Fallbacks into a chain's last tier, with no tier named: the tiers a chain moved to,
+    less every tier it moved *from* in the evidence window, for chains that were exhausted
+    (every tier failed, so every tier but the last was left) in that window. Series presence
+    is the evidence, not increases, so a counter's first increment counts. A chain never
+    exhausted has no known last tier; ``knobs.LAST_TIER_REGEX`` can name its last tier."""
+    w = knobs.LAST_TIER_EVIDENCE_WINDOW
+    exhausted = f'{series(TOOL_ATTEMPTS, "_count")}{{{OUTCOME}="{cat.EXHAUSTED}"}}'
+    expr = (
+        f"(\n  sum by ({CHAIN}, {TO_TIER}) ({R_FALLBACKS})\n"
+        f"  unless on ({CHAIN}, {TO_TIER})\n"
+        f"  label_replace(\n"
+        f"    count by ({CHAIN}, {FROM_TIER}) (present_over_time({series(FALLBACKS)}[{w}])),\n"
+        f'    "{TO_TIER}", "$1", "{FROM_TIER}", "(.*)"\n'
+        f"  )\n)\n"
+        f"and on ({CHAIN})\n"
+        f"label_replace(\n"
+        f"  count by ({TOOL}) (present_over_time({exhausted}[{w}])),\n"
+        f'  "{CHAIN}", "$1", "{TOOL}", "(.*)"\n'
+        f")"
+    )
+    if knobs.LAST_TIER_REGEX:
+        expr += (
+            f"\nor\nsum by ({CHAIN}, {TO_TIER}) "
+            f'({R_FALLBACKS}{{{TO_TIER}=~"{knobs.LAST_TIER_REGEX}"}})'
+        )
+    return expr
 
 
 def recording_groups() -> list[dict[str, Any]]:
