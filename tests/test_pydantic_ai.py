@@ -412,6 +412,74 @@ def test_enclosing_agentrel_run_is_joined(cap: testing.Capture) -> None:
     assert cap.spans("invoke_agent support") == []
 
 
+def _down(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    from pydantic_ai.exceptions import ModelHTTPError
+
+    raise ModelHTTPError(503, "primary")
+
+
+def test_fallback_model_attempts(cap: testing.Capture) -> None:
+    """FallbackModel: the primary answers 503, the secondary serves: one call, 2 attempts."""
+    from pydantic_ai.models.fallback import FallbackModel
+
+    primary = FunctionModel(_down, model_name="primary")
+    agent = Agent(FallbackModel(primary, scripted(text())), name="fb")
+    assert agent.run_sync("hi").output == "done"
+    attrs = the_run(cap, "fb")
+    assert (attrs["agentrel.outcome"], attrs["agentrel.run.retry_depth"]) == ("recovered", 1)
+    assert (attrs["agentrel.run.attempts"], attrs["agentrel.run.tokens"]) == (2, 35)
+    (chat,) = cap.spans("chat fallback:primary,scripted")
+    assert (chat.attributes["agentrel.outcome"], chat.attributes["agentrel.call.attempts"]) == (
+        "recovered",
+        2,
+    )
+    assert cap.counter(
+        "agentrel.tool.failures", {"error.type": "ModelHTTPError", "agentrel.absorbed": "true"}
+    ) == 1  # fmt: skip
+
+
+def test_model_fallback_capability_every_model_down(cap: testing.Capture) -> None:
+    """ModelFallback with every model down: FallbackExceptionGroup, the call exhausted."""
+    from pydantic_ai.capabilities import ModelFallback
+    from pydantic_ai.exceptions import FallbackExceptionGroup
+
+    agent = Agent(
+        FunctionModel(_down, model_name="primary"),
+        name="fb",
+        capabilities=[ModelFallback(FunctionModel(_down, model_name="second"))],
+    )
+    with pytest.raises(FallbackExceptionGroup):
+        agent.run_sync("hi")
+    attrs = the_run(cap, "fb")
+    assert (attrs["agentrel.outcome"], attrs["agentrel.run.retry_depth"]) == ("exhausted", 2)
+    assert attrs["agentrel.run.attempts"] == 2
+    (chat,) = cap.spans("chat primary")
+    assert chat.attributes["agentrel.outcome"] == "exhausted"
+    assert chat.attributes["error.type"] == "ModelHTTPError"
+    assert cap.counter(
+        "agentrel.tool.failures", {"error.type": "ModelHTTPError", "agentrel.absorbed": "false"}
+    ) == 2  # fmt: skip
+    assert cap.counter("agentrel.tool.failures") == 2
+
+
+def test_leaving_iter_early_fails_the_run(cap: testing.Capture) -> None:
+    """break out of agent.iter() after the first model request: pydantic-ai cancels the run."""
+    agent = Agent(scripted(tool_call(), text()), name="support")
+    agent.tool_plain(flaky(0))
+
+    async def main() -> None:
+        async with agent.iter("hi") as agent_run:
+            async for node in agent_run:
+                if Agent.is_call_tools_node(node):
+                    break
+
+    asyncio.run(main())
+    attrs = the_run(cap, "support")
+    assert (attrs["agentrel.outcome"], attrs["error.type"]) == ("failed", "CancelledError")
+    assert (attrs["agentrel.run.retry_depth"], attrs["agentrel.run.attempts"]) == (0, 1)
+    assert (attrs["agentrel.run.tokens"], attrs["agentrel.run.wasted_tokens"]) == (30, 30)
+
+
 # --- @agentrel.tool as well -----------------------------------------------------------------------
 def _tool_facts(agent: Agent[Any, Any]) -> tuple[Any, ...]:
     (tool,) = agent._function_toolset.tools.values()

@@ -116,6 +116,34 @@ def _cause(exc: BaseException, wrappers: tuple[type[BaseException], ...]) -> Bas
     return exc
 
 
+def _attempt_error(attempt: Any) -> str:
+    """``error.type`` of a ``ModelRequestAttempt``: the exception class it names, or
+    ``rejected`` (a ``fallback_on`` handler or a hook refused its response)."""
+    if getattr(attempt, "outcome", None) == "rejected":
+        return "rejected"
+    name = str(getattr(attempt, "error", None) or "").partition(":")[0].strip()
+    return name if name.isidentifier() and len(name) <= 64 else "unknown"
+
+
+def _failed_attempts(handle: ai.CallHandle, attempts: Any, *, last_failed: bool) -> None:
+    """The attempts a ``FallbackModel`` or the ``ModelFallback`` capability moved on from,
+    recorded as failed attempts of the request's call (their usage wasted). ``last_failed``:
+    every model failed (a ``FallbackExceptionGroup``): the last attempt is the call's last."""
+    if not attempts:
+        return
+    try:
+        attempts = list(attempts)
+        for i, attempt in enumerate(attempts):
+            usage = attempt.usage
+            if usage is not None:
+                handle.add_tokens(input=usage.input_tokens or 0, output=usage.output_tokens or 0)
+            handle.attempt_failed(error=_attempt_error(attempt))
+            if not (last_failed and i == len(attempts) - 1):
+                handle.next_attempt()
+    except Exception as exc:
+        ai.report_error("pydantic_ai.model", exc)
+
+
 def _build() -> Any:
     """The capability class (built on first use: pydantic-ai is imported lazily)."""
     from dataclasses import dataclass, field, replace
@@ -178,9 +206,11 @@ def _build() -> Any:
             try:
                 response = await handler(request_context)
             except BaseException as exc:
+                _failed_attempts(handle, getattr(exc, "attempts", None), last_failed=True)
                 scope.finish(exc)
                 raise
             try:
+                _failed_attempts(handle, response.failed_attempts, last_failed=False)
                 usage = response.usage
                 handle.add_tokens(input=usage.input_tokens or 0, output=usage.output_tokens or 0)
                 handle.set_response_model(response.model_name)
