@@ -480,6 +480,31 @@ def test_leaving_iter_early_fails_the_run(cap: testing.Capture) -> None:
     assert (attrs["agentrel.run.tokens"], attrs["agentrel.run.wasted_tokens"]) == (30, 30)
 
 
+@pytest.mark.parametrize("instrument_client", [False, True])
+def test_openai_model_with_an_instrumented_client(
+    cap: testing.Capture, instrument_client: bool
+) -> None:
+    """A real OpenAIChatModel on a mock transport; with agentrel.instrument(client) as well,
+    the tokens are counted once (the client's call inside agentrel's `chat` call has them)."""
+    pytest.importorskip("openai")
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    from llm_mocks import Script, chat_body, openai_client
+
+    client = openai_client(Script((200, chat_body(prompt=100, completion=50))), is_async=True)
+    if instrument_client:
+        client = agentrel.instrument(client)
+    model = OpenAIChatModel("gpt-4o", provider=OpenAIProvider(openai_client=client))
+    assert Agent(model, name="oai").run_sync("hi").output == "secret answer"
+    attrs = the_run(cap, "oai")
+    assert attrs["agentrel.run.tokens"] == 150
+    assert attrs["agentrel.run.token_amplification"] == 1.0
+    # the client's call is one more attempt, inside the request's
+    assert attrs["agentrel.run.attempts"] == (2 if instrument_client else 1)
+    assert len(cap.spans("chat gpt-4o")) == (2 if instrument_client else 1)
+
+
 # --- @agentrel.tool as well -----------------------------------------------------------------------
 def _tool_facts(agent: Agent[Any, Any]) -> tuple[Any, ...]:
     (tool,) = agent._function_toolset.tools.values()

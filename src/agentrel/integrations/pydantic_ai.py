@@ -116,6 +116,13 @@ def _cause(exc: BaseException, wrappers: tuple[type[BaseException], ...]) -> Bas
     return exc
 
 
+def _client_is_instrumented(model: Any) -> bool:
+    """The model's SDK client is an ``agentrel.instrument(...)`` proxy: it records the
+    request's tokens (and its HTTP retries) in a call of its own."""
+    client = getattr(model, "client", None)
+    return client is not None and type(client).__module__.startswith("agentrel.")
+
+
 def _attempt_error(attempt: Any) -> str:
     """``error.type`` of a ``ModelRequestAttempt``: the exception class it names, or
     ``rejected`` (a ``fallback_on`` handler or a hook refused its response)."""
@@ -211,8 +218,11 @@ def _build() -> Any:
                 raise
             try:
                 _failed_attempts(handle, response.failed_attempts, last_failed=False)
-                usage = response.usage
-                handle.add_tokens(input=usage.input_tokens or 0, output=usage.output_tokens or 0)
+                if not _client_is_instrumented(model):  # else its own call, inside, has them
+                    usage = response.usage
+                    handle.add_tokens(
+                        input=usage.input_tokens or 0, output=usage.output_tokens or 0
+                    )
                 handle.set_response_model(response.model_name)
             except Exception as exc:
                 ai.report_error("pydantic_ai.model", exc)
