@@ -34,6 +34,7 @@ from ._guard import telemetry_error, warn_once
 from ._outcome import call_outcome
 from ._run import Run
 from ._runtime import T
+from ._span import BorrowedSpan
 from ._spec import CallSpec, error_type
 from ._tokens import Tokens, by_type, merge
 
@@ -243,15 +244,24 @@ class Call:
             d[(model, cat.OUTPUT)] = d.get((model, cat.OUTPUT), 0) + output
 
 
-def start_call(spec: CallSpec) -> Call:
-    """Open a call and its first attempt. The caller must ``enter`` it and ``finish_call``."""
+def start_call(spec: CallSpec, on_span: Span | None = None) -> Call:
+    """Open a call and its first attempt. The caller must ``enter`` it and ``finish_call``.
+
+    ``on_span``: record onto that span (another tracer's, for the same operation, already
+    current) instead of opening one: agentrel neither renames nor ends it."""
     parent = CALL.get()
     call = Call(spec, RUN.get(), parent)
     if parent is not None:
         parent._child_started = True
         if parent.failed_attempts + parent.inner_failures:
             parent.retried = True
-    if T.active:
+    if on_span is not None:
+        try:
+            on_span.set_attributes(spec.span_attrs)
+            call.span = BorrowedSpan(on_span)  # type: ignore[assignment]
+        except Exception as exc:
+            telemetry_error("call.span", exc)
+    elif T.active:
         try:
             span = T.tracer.start_span(
                 spec.span_name, kind=spec.span_kind, attributes=spec.span_attrs
@@ -395,3 +405,21 @@ def waste(call: Call) -> None:
         if run._last_call is not None and run._last_call[1] is useful:
             run._last_call = None
     call._useful = None
+
+
+def reject_finished(call: Call, reason: str | None = None) -> None:
+    """A call that ended successfully had its output rejected afterwards (an output validator
+    made the framework ask the model again): its useful tokens become wasted and its run counts
+    one failure, ``error.type="rejected"`` under the call's name, as ``agentrel.reject()`` does
+    for the run's last call. The call's recorded outcome is not rewritten."""
+    run = call.run
+    if run is None or call.parent is not None:
+        return
+    waste(call)
+    run._failure(call.spec.name, cat.REJECTED, 0.0)
+    span = run._span
+    if span is not None and span.is_recording():
+        attrs = {cat.TOOL: call.spec.name}
+        if reason is not None:
+            attrs["agentrel.reject.reason"] = str(reason)
+        span.add_event("agentrel.reject", attrs)

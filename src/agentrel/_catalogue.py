@@ -28,6 +28,9 @@ DISPOSITION = "agentrel.token.disposition"
 FALLBACK_CHAIN = "agentrel.fallback.chain"
 FALLBACK_FROM = "agentrel.fallback.from_tier"
 FALLBACK_TO = "agentrel.fallback.to_tier"
+#: Span attribute (not a metric label): true on the first call of a tool or LLM client spec
+#: in a process.
+COLD_START = "agentrel.cold_start"
 
 # --- attribute values -----------------------------------------------------------------------
 SUCCESS = "success"
@@ -55,6 +58,8 @@ RETRY_DEPTH_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50)
 RUN_ATTEMPTS_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100)
 AMPLIFICATION_BUCKETS = (1, 1.1, 1.25, 1.5, 2, 3, 4, 6, 8, 12, 16)
 TOOL_ATTEMPTS_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10)
+#: GenAI semconv advice for ``gen_ai.invoke_agent.tool_calls`` / ``.inference_calls``.
+CALL_COUNT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 #: GenAI semconv advice for ``gen_ai.client.operation.duration`` (and tool durations).
 DURATION_BUCKETS = (
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
@@ -165,6 +170,36 @@ CLIENT_OPERATION_DURATION = MetricSpec(
     "GenAI semconv: duration of an LLM operation as the caller saw it.",
     (OPERATION, PROVIDER, REQUEST_MODEL, RESPONSE_MODEL, ERROR_TYPE), DURATION_BUCKETS,
 )  # fmt: skip
+# --- issue 13: cost, GenAI per-invocation call counts, cold start -----------------------------
+COST = MetricSpec(
+    "agentrel.cost", "counter", "usd",
+    "Spend in US dollars of the tokens recorded on LLM calls, by disposition (useful or "
+    "wasted); only tokens of priced models (agentrel[cost] or configure(prices=...)).",
+    (AGENT, COHORT, REQUEST_MODEL, DISPOSITION),
+)  # fmt: skip
+UNPRICED_TOKENS = MetricSpec(
+    "agentrel.cost.unpriced_tokens", "counter", "{token}",
+    "Tokens of models with no known price: counted, never guessed.",
+    (REQUEST_MODEL,),
+)  # fmt: skip
+INVOKE_AGENT_TOOL_CALLS = MetricSpec(
+    "gen_ai.invoke_agent.tool_calls", "histogram", "{tool_call}",
+    "GenAI semconv: tool calls (attempts, failed ones included) made during one run; one "
+    "record per run at its end.",
+    (AGENT,), CALL_COUNT_BUCKETS,
+)  # fmt: skip
+INVOKE_AGENT_INFERENCE_CALLS = MetricSpec(
+    "gen_ai.invoke_agent.inference_calls", "histogram", "{inference_call}",
+    "GenAI semconv: inference (LLM) calls (attempts, failed ones included) made during one "
+    "run; one record per run at its end.",
+    (AGENT,), CALL_COUNT_BUCKETS,
+)  # fmt: skip
+FIRST_CALL_DURATION = MetricSpec(
+    "agentrel.tool.first_call.duration", "histogram", "s",
+    "Duration of the first call of each tool or LLM client spec in a process (cold start); "
+    "one record per tool per process.",
+    (TOOL,), DURATION_BUCKETS,
+)  # fmt: skip
 
 METRICS: tuple[MetricSpec, ...] = (
     RUN_RETRY_DEPTH,
@@ -180,6 +215,11 @@ METRICS: tuple[MetricSpec, ...] = (
     EXECUTE_TOOL_DURATION,
     CLIENT_TOKEN_USAGE,
     CLIENT_OPERATION_DURATION,
+    COST,
+    UNPRICED_TOKENS,
+    INVOKE_AGENT_TOOL_CALLS,
+    INVOKE_AGENT_INFERENCE_CALLS,
+    FIRST_CALL_DURATION,
 )
 
 # --- OpenTelemetry -> Prometheus name translation --------------------------------------------

@@ -23,6 +23,7 @@ from ._current import CALL, RUN
 from ._guard import telemetry_error
 from ._outcome import run_outcome
 from ._runtime import T
+from ._span import BorrowedSpan
 from ._spec import CallSpec, error_type
 from ._tokens import Tokens, merge, total
 
@@ -164,11 +165,17 @@ class RunScope:
         self.__exit__(et, exc, tb)
 
 
-def open_run(name: str, cohort: str | None, budget: int | None) -> Run:
-    """Create a run and its span (not yet current: see ``enter_run``)."""
+def open_run(name: str, cohort: str | None, budget: int | None, on_span: Span | None = None) -> Run:
+    """Create a run and its span (not yet current: see ``enter_run``); ``on_span``: record
+    onto that span (another tracer's ``invoke_agent`` span, already current) instead."""
     run = Run(name, cohort, budget)
     try:
-        if T.active or T.refresh():
+        if on_span is not None:
+            on_span.set_attributes(
+                {cat.OPERATION: "invoke_agent", cat.AGENT: name, cat.COHORT: run.cohort}
+            )
+            run._span = BorrowedSpan(on_span)  # type: ignore[assignment]
+        elif T.active or T.refresh():
             attrs = {
                 cat.OPERATION: "invoke_agent",
                 cat.AGENT: name,

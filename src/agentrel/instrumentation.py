@@ -70,6 +70,7 @@ __all__ = [
     "SettleQueue",
     "Usage",
     "call",
+    "call_on_span",
     "current_call",
     "current_run",
     "error_type",
@@ -85,8 +86,10 @@ __all__ = [
     "record_tokens",
     "register_llm_adapter",
     "reject",
+    "reject_finished",
     "report_error",
     "run_scope",
+    "run_scope_on_span",
     "start",
     "tool_spec",
     "tracer",
@@ -381,20 +384,22 @@ def leave(saved: Any) -> None:
         telemetry_error("call.context", err)
 
 
-def start(spec: CallSpec, *, adoptable: bool = False, guarded: bool = True) -> CallHandle:
+def start(
+    spec: CallSpec, *, adoptable: bool = False, guarded: bool = True, on_span: Any = None
+) -> CallHandle:
     """Open a call and its first attempt without making it current (see ``call`` for
     ``adoptable``); the inert handle when there is nothing to record.
 
     ``guarded=False`` is for an integration whose hooks already run under a guard of their
     own (``except Exception: report_error(site, exc)``): the handle's methods then let a
     telemetry error propagate to that guard, so it is counted under the integration's site.
-    Opening the call is guarded either way."""
+    Opening the call is guarded either way. ``on_span``: see ``call_on_span``."""
     if not isinstance(spec, CallSpec):
         raise TypeError(f"start() takes a CallSpec (tool_spec(), llm_spec()), got {spec!r}")
     if quiet():
         return _INERT
     try:
-        c = start_call(spec)
+        c = start_call(spec, on_span)
         c.adoptable = adoptable
     except Exception as exc:
         telemetry_error("call.start", exc)
@@ -405,32 +410,38 @@ def start(spec: CallSpec, *, adoptable: bool = False, guarded: bool = True) -> C
 class CallScope:
     """``with call(spec) as handle:`` / ``async with``: see ``call``."""
 
-    __slots__ = ("_adoptable", "_handle", "_saved", "_spec")
+    __slots__ = ("_adoptable", "_handle", "_on", "_saved", "_spec")
 
-    def __init__(self, spec: CallSpec, adoptable: bool) -> None:
+    def __init__(self, spec: CallSpec, adoptable: bool, on_span: Any = None) -> None:
         self._spec = spec
         self._adoptable = adoptable
+        self._on = on_span
         self._handle: CallHandle = _INERT
         self._saved: Any = None
 
     def __enter__(self) -> CallHandle:
-        handle = self._handle = start(self._spec, adoptable=self._adoptable)
+        handle = self._handle = start(self._spec, adoptable=self._adoptable, on_span=self._on)
         self._saved = handle.enter()
         return handle
 
-    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
+    def finish(self, exc: BaseException | None = None, *, flagged: bool = False) -> None:
+        """End the call now, before the block ends (``__exit__`` then does nothing more):
+        with ``exc`` an open attempt fails; ``flagged``: the result is a failure."""
         handle, saved = self._handle, self._saved
         self._handle, self._saved = _INERT, None
         try:
-            handle.finish(exc)
+            handle.finish(exc, flagged=flagged)
         finally:
             leave(saved)
+
+    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
+        self.finish(exc)
 
     async def __aenter__(self) -> CallHandle:
         return self.__enter__()
 
     async def __aexit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
-        self.__exit__(et, exc, tb)
+        self.finish(exc)
 
 
 def call(spec: CallSpec, *, adoptable: bool = False) -> CallScope:
@@ -444,6 +455,30 @@ def call(spec: CallSpec, *, adoptable: bool = False) -> CallScope:
     if not isinstance(spec, CallSpec):
         raise TypeError(f"call() takes a CallSpec (tool_spec(), llm_spec()), got {spec!r}")
     return CallScope(spec, adoptable)
+
+
+def call_on_span(spec: CallSpec, span: Any, *, adoptable: bool = False) -> CallScope:
+    """Like ``call(spec)``, but the call's span is ``span``, a recording span another tracer
+    opened for the very same operation and made current (a framework's own ``execute_tool``
+    span): agentrel sets its attributes, status and ``agentrel.attempt`` events on it, and
+    neither renames nor ends it. Use it only while ``span`` is the current span."""
+    if not isinstance(spec, CallSpec):
+        raise TypeError(f"call_on_span() takes a CallSpec, got {spec!r}")
+    return CallScope(spec, adoptable, span)
+
+
+def reject_finished(handle: CallHandle, reason: str | None = None) -> None:
+    """After the call ended successfully, its output was rejected (an output validator made
+    the framework ask the model again): its useful tokens become wasted and the run counts one
+    failure, ``error.type="rejected"`` under the call's name, as ``agentrel.reject()`` does for
+    the run's last call. The call's recorded outcome is not rewritten."""
+    c = handle._call
+    if c is None or handle.outcome is None:
+        return
+    try:
+        _call.reject_finished(c, reason)
+    except Exception as err:
+        telemetry_error("call.reject", err)
 
 
 def current_call(*, guarded: bool = True) -> CallHandle | None:
@@ -497,10 +532,13 @@ class RunHandle:
 class RunScope:
     """``with run_scope(name) as handle:`` / ``async with``: see ``run_scope``."""
 
-    __slots__ = ("_budget", "_cohort", "_join", "_name", "_run", "_saved")
+    __slots__ = ("_budget", "_cohort", "_join", "_name", "_on", "_run", "_saved")
 
-    def __init__(self, name: str, cohort: str | None, budget: int | None, join: bool) -> None:
+    def __init__(
+        self, name: str, cohort: str | None, budget: int | None, join: bool, on_span: Any = None
+    ) -> None:
         self._name, self._cohort, self._budget, self._join = name, cohort, budget, join
+        self._on = on_span
         self._run: Run | None = None
         self._saved: Any = None
 
@@ -509,7 +547,7 @@ class RunScope:
         if self._join and current is not None and CALL.get() is None:
             return RunHandle(current, False)
         try:
-            r = self._run = open_run(self._name, self._cohort, self._budget)
+            r = self._run = open_run(self._name, self._cohort, self._budget, self._on)
             self._saved = enter_run(r)
         except Exception as exc:
             telemetry_error("run.start", exc)
@@ -549,6 +587,23 @@ def run_scope(
 
     check_run_args(name, cohort, token_budget)
     return RunScope(name, cohort, token_budget, join)
+
+
+def run_scope_on_span(
+    name: str,
+    span: Any,
+    *,
+    cohort: str | None = None,
+    token_budget: int | None = None,
+    join: bool = True,
+) -> RunScope:
+    """Like ``run_scope(name)``, but the run's span is ``span``, the framework's own current
+    ``invoke_agent`` span (see ``call_on_span``): the run's outcome, retry depth, attempts and
+    tokens go on it as attributes; agentrel does not end it."""
+    from ._decorators import check_run_args
+
+    check_run_args(name, cohort, token_budget)
+    return RunScope(name, cohort, token_budget, join, span)
 
 
 def on_run_finish(hook: Callable[[Run], None]) -> Callable[[], None]:

@@ -1,0 +1,23 @@
+"""The knobs an operator is expected to change; documented in docs/operations.md.
+
+Run ``python3 tools/ops/generate.py`` after changing one (and update the expected values in
+prometheus/tests/agentrel.alerts.test.yml: the unit tests pin the thresholds on purpose).
+"""
+
+from __future__ import annotations
+
+#: Objective of the run SLO: the share of runs that must not fail visibly (exhausted|failed).
+SLO_OBJECTIVE = 0.99
+#: Alert thresholds (see docs/runbook.md for what each one means).
+RETRY_DEPTH_P95_MAX = 3
+SELF_HEALING_RATE_MAX = 0.25
+TOKEN_AMPLIFICATION_MAX = 1.5
+HIDDEN_FAILURES_PER_CALL_MAX = 0.5
+#: How far back the last-tier rule looks for a chain's shape: a tier the chain fell back
+#: *from* in this window is not its last, and the chain must have been exhausted (every tier
+#: failed) in it for the tiers it never left to count as last (docs/operations.md).
+LAST_TIER_EVIDENCE_WINDOW = "1d"
+#: Optional regex on the to-tier label naming last tiers the data cannot show (a chain whose
+#: last tier never fails is never exhausted); "" adds none.
+LAST_TIER_REGEX = ""
+RUNBOOK_URL = "https://github.com/agentrel/agentrel/blob/main/docs/runbook.md"
