@@ -1,12 +1,18 @@
 """agentrel's overhead, as ratios measured in one process.
 
-    python bench/overhead.py            # full run (about a minute)
-    python bench/overhead.py --quick    # fewer rounds, for a smoke check
+    python bench/overhead.py                  # full run (about a minute)
+    python bench/overhead.py --quick          # fewer rounds, for a smoke check
+    python bench/overhead.py --instructions   # instruction counts under valgrind (minutes)
 
 Each line compares two variants of the same work, timed in interleaved rounds (A, B, A, B,
 ...) so that machine noise hits both alike; the figure is the ratio of the per-call medians.
 Targets (from the issues) are printed beside each figure. Nothing here is asserted in tests:
 wall-clock figures are too noisy on shared machines.
+
+``--instructions`` counts instructions instead of time, with ``valgrind --tool=callgrind``
+(the same count whatever else the machine does): each variant runs in a child process twice,
+with N1 and N2 calls, and the per-call figure is the difference of the two totals divided by
+N2 - N1, so interpreter start-up and imports cancel out.
 """
 
 from __future__ import annotations
@@ -73,9 +79,21 @@ def bench_unconfigured() -> None:
 
         return wrapper
 
+    def one_arg_decorator(fn: Callable[[int], int]) -> Callable[[int], int]:
+        def wrapper(x: int) -> int:
+            return fn(x)
+
+        return wrapper
+
+    tool = agentrel.tool(work)
     line(
         "unconfigured @tool ÷ plain functools wrapper",
-        compare(agentrel.tool(work), plain_decorator(work), CALLS * 10),
+        compare(tool, plain_decorator(work), CALLS * 10),
+        "≤ 1.5",
+    )
+    line(
+        "unconfigured @tool ÷ one-argument wrapper",
+        compare(tool, one_arg_decorator(work), CALLS * 10),
         "≤ 3",
     )
 
@@ -184,7 +202,147 @@ def bench_memory() -> None:
           f"{growth / 1024:6.0f} KiB   target < 1024 KiB")  # fmt: skip
 
 
+# --- instruction counts -----------------------------------------------------------------------
+N1, N2 = (200, 1200) if QUICK else (500, 3000)
+
+
+def _variants() -> dict[str, Callable[[int], Any]]:
+    """The functions compared by instruction count, built as the timed benchmarks build
+    them; configured ones record into SDK providers whose span processor never exports
+    during the count (a batch processor with an hour's delay), so no timer thread adds
+    instructions that depend on the clock."""
+    import os
+
+    import agentrel
+
+    def work(x: int) -> int:
+        return x + 1
+
+    def plain(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    def one_arg(fn: Callable[[int], int]) -> Callable[[int], int]:
+        def wrapper(x: int) -> int:
+            return fn(x)
+
+        return wrapper
+
+    variants: dict[str, Callable[[int], Any]] = {
+        "unconfigured-tool": agentrel.tool(work),
+        "functools": plain(work),
+        "one-arg": one_arg(work),
+    }
+    if os.environ.get("AGENTREL_BENCH_SDK"):
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+
+        from agentrel._runtime import T
+
+        class Null(SpanExporter):
+            def export(self, spans: Any) -> SpanExportResult:
+                return SpanExportResult.SUCCESS
+
+        tp = TracerProvider()
+        tp.add_span_processor(
+            BatchSpanProcessor(
+                Null(), max_queue_size=1_000_000, schedule_delay_millis=3_600_000,
+                max_export_batch_size=1_000_000,
+            )
+        )  # fmt: skip
+        mp = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        T.inject(tp, mp)
+        tracer = tp.get_tracer("handwritten")
+        meter = mp.get_meter("handwritten")
+        counter = meter.create_counter("hw.calls")
+        hist = meter.create_histogram("hw.duration", unit="s")
+        span_attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "work"}
+        c_attrs = {"gen_ai.tool.name": "work", "agentrel.outcome": "success"}
+        h_attrs = {"gen_ai.tool.name": "work"}
+
+        def handwritten(x: int) -> int:
+            with tracer.start_as_current_span("execute_tool work", attributes=span_attrs):
+                t0 = time.perf_counter()
+                result = work(x)
+                counter.add(1, c_attrs)
+                hist.record(time.perf_counter() - t0, h_attrs)
+                return result
+
+        variants = {"configured-tool": agentrel.tool(work), "handwritten": handwritten}
+    return variants
+
+
+def _child(name: str, n: int) -> None:
+    import os
+
+    fn = _variants()[name]
+    for i in range(50):  # warm-up: caches, attribute sets
+        fn(i)
+    for i in range(n):
+        fn(i)
+    sys.stdout.flush()
+    os._exit(0)  # no exporter shutdown: the same for every variant
+
+
+def _count(name: str, n: int) -> int:
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        env = dict(os.environ)
+        if name in ("configured-tool", "handwritten"):
+            env["AGENTREL_BENCH_SDK"] = "1"
+        subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+             sys.executable, __file__, "--child", name, str(n)],
+            check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            timeout=1800,
+        )  # fmt: skip
+        with open(out) as f:
+            for row in f:
+                if row.startswith(("totals:", "summary:")):
+                    return int(row.split()[1])
+    raise RuntimeError("callgrind wrote no totals")
+
+
+def per_call_instructions(name: str) -> float:
+    return (_count(name, N2) - _count(name, N1)) / (N2 - N1)
+
+
+def bench_instructions() -> None:
+    print(f"agentrel instruction counts (callgrind, ({N2} - {N1}) calls per variant)")
+    ir = {
+        name: per_call_instructions(name)
+        for name in ("unconfigured-tool", "functools", "one-arg", "configured-tool", "handwritten")
+    }
+    for label, a, b, target in (
+        ("unconfigured @tool ÷ plain functools wrapper", "unconfigured-tool", "functools", "≤ 1.5"),
+        ("unconfigured @tool ÷ one-argument wrapper", "unconfigured-tool", "one-arg", "≤ 3"),
+        ("configured @tool ÷ hand-written span+counter+histogram", "configured-tool",
+         "handwritten", "≤ 1.0"),
+    ):  # fmt: skip
+        print(f"{label:<58} {ir[a] / ir[b]:6.3f}   ({ir[a]:8.0f} Ir ÷ {ir[b]:8.0f} Ir)   "
+              f"target {target}")  # fmt: skip
+
+
 def main() -> None:
+    if "--child" in sys.argv:
+        i = sys.argv.index("--child")
+        _child(sys.argv[i + 1], int(sys.argv[i + 2]))
+    if "--instructions" in sys.argv:
+        bench_instructions()
+        return
     print(f"agentrel overhead (python {sys.version.split()[0]}, {ROUNDS} rounds × {CALLS:,} calls)")
     bench_unconfigured()
     tp, mp = configure_sdk()

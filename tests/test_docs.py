@@ -53,3 +53,17 @@ def test_api_doc_mentions_every_public_name() -> None:
     for name in agentrel.__all__:
         if name not in ("METRICS", "__version__"):
             assert f"`agentrel.{name}" in text, name
+
+
+def test_instrumentation_names_are_documented() -> None:
+    """Every name of agentrel.instrumentation has a docstring (classes and functions) and is
+    named in docs/api.md's integration section."""
+    from agentrel import instrumentation
+
+    text = (ROOT / "docs" / "api.md").read_text()
+    section = text[text.index("## Writing an integration") :]
+    for name in instrumentation.__all__:
+        obj = getattr(instrumentation, name)
+        if callable(obj):
+            assert inspect.getdoc(obj), f"instrumentation.{name} has no docstring"
+        assert f"`{name}" in section or f", {name}" in section, name

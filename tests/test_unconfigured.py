@@ -104,3 +104,47 @@ def test_provider_set_later_is_picked_up() -> None:
         """
     )
     assert out == "['execute_tool t']"
+
+
+def test_a_provider_set_later_is_learnt_without_polling() -> None:
+    """Set through the public API after agentrel was imported, a provider is bound at once:
+    the very next tool call outside any run is recorded (no per-call polling needed)."""
+    out = run_py(
+        """
+        import agentrel
+        from agentrel._runtime import T
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        @agentrel.tool
+        def search(q):
+            return q
+
+        search("before")
+        before = T.active
+        exporter = InMemorySpanExporter()
+        tp = TracerProvider()
+        tp.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(tp)
+        search("after")
+        print(before, T.active, [s.name for s in exporter.get_finished_spans()])
+        """
+    )
+    assert out == "False True ['execute_tool search']"
+
+
+def test_a_provider_set_before_import_is_bound_at_import() -> None:
+    """An application (or opentelemetry-instrument) that set providers first: agentrel binds
+    them when it is imported."""
+    out = run_py(
+        """
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        metrics.set_meter_provider(MeterProvider())
+        from agentrel._runtime import T
+        print(T.active)
+        """
+    )
+    assert out == "True"
