@@ -702,6 +702,24 @@ def test_nothing_recorded_and_nothing_changed_when_quiet() -> None:
     assert agentrel.telemetry_errors() == {}
 
 
+def test_broken_telemetry_never_breaks_the_run(
+    cap: testing.Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """agentrel's own code failing (here: building the specs) costs the counts, not the run."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("broken telemetry")
+
+    monkeypatch.setattr(ai, "llm_spec", broken)
+    monkeypatch.setattr(ap, "_tool_spec", broken)
+    agent = Agent(scripted(tool_call(), tool_call(), text()), name="support")
+    agent.tool_plain(flaky(1))
+    assert agent.run_sync("hi").output == "done"
+    assert agentrel.telemetry_errors() == {"pydantic_ai.model": 3, "pydantic_ai.tool": 2}
+    attrs = the_run(cap, "support")
+    assert (attrs["agentrel.outcome"], attrs["agentrel.run.attempts"]) == ("success", 0)
+
+
 def test_import_without_the_framework() -> None:
     """The module imports with pydantic-ai absent (lazy import)."""
     code = (
