@@ -505,6 +505,26 @@ def test_openai_model_with_an_instrumented_client(
     assert len(cap.spans("chat gpt-4o")) == (2 if instrument_client else 1)
 
 
+def test_sub_agent_in_a_tool_is_its_own_run(cap: testing.Capture) -> None:
+    """A tool that runs another agent: two runs, each with its own figures."""
+    sub = Agent(scripted(tool_call(), tool_call(), text()), name="checker")
+    sub.tool_plain(flaky(1))  # the sub-agent's first lookup fails
+    main = Agent(scripted(tool_call("delegate"), text()), name="main")
+
+    @main.tool_plain
+    async def delegate(q: str) -> str:
+        """Ask the checker."""
+        return (await sub.run(q)).output
+
+    assert main.run_sync("hi").output == "done"
+    outer, inner = the_run(cap, "main"), the_run(cap, "checker")
+    assert (outer["agentrel.outcome"], outer["agentrel.run.retry_depth"]) == ("success", 0)
+    assert (outer["agentrel.run.attempts"], outer["agentrel.run.tokens"]) == (3, 65)
+    assert (inner["agentrel.outcome"], inner["agentrel.run.retry_depth"]) == ("recovered", 1)
+    assert (inner["agentrel.run.attempts"], inner["agentrel.run.tokens"]) == (5, 95)
+    assert inner["agentrel.run.wasted_tokens"] == 30
+
+
 # --- @agentrel.tool as well -----------------------------------------------------------------------
 def _tool_facts(agent: Agent[Any, Any]) -> tuple[Any, ...]:
     (tool,) = agent._function_toolset.tools.values()
@@ -680,6 +700,24 @@ def test_nothing_recorded_and_nothing_changed_when_quiet() -> None:
     with pytest.raises(UnexpectedModelBehavior):
         agent.run_sync("hi")
     assert agentrel.telemetry_errors() == {}
+
+
+def test_broken_telemetry_never_breaks_the_run(
+    cap: testing.Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """agentrel's own code failing (here: building the specs) costs the counts, not the run."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("broken telemetry")
+
+    monkeypatch.setattr(ai, "llm_spec", broken)
+    monkeypatch.setattr(ap, "_tool_spec", broken)
+    agent = Agent(scripted(tool_call(), tool_call(), text()), name="support")
+    agent.tool_plain(flaky(1))
+    assert agent.run_sync("hi").output == "done"
+    assert agentrel.telemetry_errors() == {"pydantic_ai.model": 3, "pydantic_ai.tool": 2}
+    attrs = the_run(cap, "support")
+    assert (attrs["agentrel.outcome"], attrs["agentrel.run.attempts"]) == ("success", 0)
 
 
 def test_import_without_the_framework() -> None:
