@@ -37,14 +37,14 @@ def _begin(spec: CallSpec) -> tuple[Call, Any] | None:
         return None
 
 
-def _end(call: Call, tokens: Any, exc: BaseException | None, flagged: bool) -> None:
+def _end(call: Call, saved: Any, exc: BaseException | None, flagged: bool) -> None:
     try:
         finish_call(call, exc, flagged)
     except Exception as err:
         telemetry_error("call.finish", err)
     finally:
         try:
-            leave(tokens)
+            leave(saved)
         except Exception as err:  # pragma: no cover - context misuse by the application
             telemetry_error("call.context", err)
 
@@ -94,17 +94,17 @@ def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any
             begun = _begin(spec)
             if begun is None:
                 return await fn(*args, **kwargs)
-            call, tokens = begun
+            call, saved = begun
             if T.capture_content:
                 _capture_args(call, args, kwargs)
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
-                _end(call, tokens, exc, False)
+                _end(call, saved, exc, False)
                 raise
             if T.capture_content:
                 _capture_result(call, result)
-            _end(call, tokens, None, flags(pred, result, "failure_when"))
+            _end(call, saved, None, flags(pred, result, "failure_when"))
             return result
 
         return async_wrapper
@@ -119,17 +119,17 @@ def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any
         begun = _begin(spec)
         if begun is None:
             return fn(*args, **kwargs)
-        call, tokens = begun
+        call, saved = begun
         if T.capture_content:
             _capture_args(call, args, kwargs)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            _end(call, tokens, exc, False)
+            _end(call, saved, exc, False)
             raise
         if T.capture_content:
             _capture_result(call, result)
-        _end(call, tokens, None, flags(pred, result, "failure_when"))
+        _end(call, saved, None, flags(pred, result, "failure_when"))
         return result
 
     return wrapper
@@ -232,7 +232,7 @@ def _wrap_gen(fn: Callable[..., Iterator[Any]], lc: _Lifecycle) -> Callable[...,
         to_send: Any = None
         to_throw: BaseException | None = None
         while True:
-            tokens = g("scope.context", lc.resume, state) if state is not None else None
+            saved = g("scope.context", lc.resume, state) if state is not None else None
             try:
                 if to_throw is not None:
                     exc, to_throw = to_throw, None
@@ -240,22 +240,22 @@ def _wrap_gen(fn: Callable[..., Iterator[Any]], lc: _Lifecycle) -> Callable[...,
                 else:
                     item = gen.send(to_send)
             except StopIteration as stop:
-                _close(lc, state, tokens, None)
+                _close(lc, state, saved, None)
                 return stop.value
             except BaseException as exc:
-                _close(lc, state, tokens, exc)
+                _close(lc, state, saved, exc)
                 raise
-            if tokens is not None:
-                g("scope.context", lc.suspend, tokens)
+            if saved is not None:
+                g("scope.context", lc.suspend, saved)
             try:
                 to_send = yield item
             except GeneratorExit:
                 # The consumer stopped early: not a failure.
-                tokens = g("scope.context", lc.resume, state) if state is not None else None
+                saved = g("scope.context", lc.resume, state) if state is not None else None
                 try:
                     gen.close()
                 finally:
-                    _close(lc, state, tokens, None)
+                    _close(lc, state, saved, None)
                 raise
             except BaseException as exc:
                 to_throw = exc
@@ -263,11 +263,11 @@ def _wrap_gen(fn: Callable[..., Iterator[Any]], lc: _Lifecycle) -> Callable[...,
     return gen_wrapper
 
 
-def _close(lc: _Lifecycle, state: Any, tokens: Any, exc: BaseException | None) -> None:
+def _close(lc: _Lifecycle, state: Any, saved: Any, exc: BaseException | None) -> None:
     if state is not None:
         lc.guarded("scope.finish", lc.end, state, exc)
-    if tokens is not None:
-        lc.guarded("scope.context", lc.suspend, tokens)
+    if saved is not None:
+        lc.guarded("scope.context", lc.suspend, saved)
 
 
 def _wrap_async_gen(
@@ -287,7 +287,7 @@ def _wrap_async_gen(
         to_send: Any = None
         to_throw: BaseException | None = None
         while True:
-            tokens = g("scope.context", lc.resume, state) if state is not None else None
+            saved = g("scope.context", lc.resume, state) if state is not None else None
             try:
                 if to_throw is not None:
                     exc, to_throw = to_throw, None
@@ -295,21 +295,21 @@ def _wrap_async_gen(
                 else:
                     item = await agen.asend(to_send)
             except StopAsyncIteration:
-                _close(lc, state, tokens, None)
+                _close(lc, state, saved, None)
                 return
             except BaseException as exc:
-                _close(lc, state, tokens, exc)
+                _close(lc, state, saved, exc)
                 raise
-            if tokens is not None:
-                g("scope.context", lc.suspend, tokens)
+            if saved is not None:
+                g("scope.context", lc.suspend, saved)
             try:
                 to_send = yield item
             except GeneratorExit:
-                tokens = g("scope.context", lc.resume, state) if state is not None else None
+                saved = g("scope.context", lc.resume, state) if state is not None else None
                 try:
                     await agen.aclose()
                 finally:
-                    _close(lc, state, tokens, None)
+                    _close(lc, state, saved, None)
                 raise
             except BaseException as exc:
                 to_throw = exc

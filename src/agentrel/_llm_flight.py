@@ -188,7 +188,7 @@ class _Flight:
             return
         self.abandoned = abandoned
         try:
-            tokens = enter(self.call)
+            saved = enter(self.call)
         except Exception as err:
             telemetry_error("call.context", err)
             self._end(exc)
@@ -197,7 +197,7 @@ class _Flight:
             self._end(exc)
         finally:
             try:
-                leave(tokens)
+                leave(saved)
             except Exception as err:  # pragma: no cover - context misuse
                 telemetry_error("call.context", err)
 

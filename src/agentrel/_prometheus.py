@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Exemplar
 
 from ._catalogue import prometheus_label, prometheus_metric_name
-from ._guard import telemetry_error
+from ._runtime import telemetry_error
 
 _UNITS = {"s": "seconds", "By": "bytes", "ms": "milliseconds"}
 

@@ -27,6 +27,12 @@ from . import _catalogue as cat
 from ._guard import telemetry_error
 from ._version import __version__
 
+# Transition (issue 10): the guard moved to ``_guard``; these names stay importable from here
+# until the modules written before the move (``_config``, ``_prometheus``, ``_cost``) import
+# them from ``_guard``. Remove once nothing imports them from ``_runtime``.
+__all__ = ["T", "Telemetry", "is_set", "logger", "telemetry_error", "warn_once"]
+from ._guard import logger, warn_once
+
 _SCOPE = "agentrel"
 _FIXED = ("_injected", "active", "capture_content", "cohorts", "redact", "tracer")
 
