@@ -647,3 +647,34 @@ def reject_finished(handle: CallHandle, reason: str | None = None) -> None:
             span.add_event("agentrel.reject", attrs)
     except Exception as err:
         telemetry_error("call.reject", err)
+
+
+# --- added for the LangGraph integration (issue 11): make an open run current for a block ----
+class _RunActivation:
+    __slots__ = ("_run", "_tokens")
+
+    def __init__(self, run: Run | None) -> None:
+        self._run = run
+        self._tokens: Any = None
+
+    def __enter__(self) -> None:
+        if self._run is not None:
+            try:
+                self._tokens = enter_run(self._run)
+            except Exception as exc:
+                telemetry_error("run.context", exc)
+
+    def __exit__(self, *exc_info: object) -> None:
+        tokens, self._tokens = self._tokens, None
+        if tokens is not None:
+            leave_run(tokens)
+
+
+def activate(run: Run | None) -> _RunActivation:
+    """``with activate(run):`` makes ``run`` (opened by ``run_scope`` and not yet finished)
+    the current run, with no current call, for the block only; ``None`` does nothing.
+
+    For integrations whose run spans the steps of a generator (a framework's ``stream()``):
+    open the run once, and activate it around each step, so the run is current while the
+    framework works and not in the consumer's code between chunks."""
+    return _RunActivation(run)
