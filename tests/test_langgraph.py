@@ -624,3 +624,42 @@ def test_warnings_free() -> None:
         warnings.simplefilter("error")
         model = ScriptedModel(responses=[answer()])
         agent(model, []).invoke(USER)
+
+
+def test_langsmith_otel_tracing_on_at_the_same_time(
+    cap: testing.Capture, runs: list[agentrel.Run]
+) -> None:
+    """LangChain's own tracing (LangSmith) exporting OpenTelemetry spans: the counts do not
+    change; its span tree hangs under agentrel's invoke_agent span in the same trace, beside
+    agentrel's chat / execute_tool spans (it writes its spans later, from its exporter)."""
+    from langchain_core.tracers.context import tracing_v2_enabled
+    from langsmith import Client
+
+    client = Client(
+        api_key="test",
+        api_url="http://127.0.0.1:9",
+        tracing_mode="otel",
+        otel_tracer_provider=cap.tracer_provider,
+    )
+    model = ScriptedModel(responses=[ask("lookup", "c1"), ask("lookup", "c2"), answer()])
+    with tracing_v2_enabled(client=client):
+        agent(model, [tool(flaky(1))]).invoke(USER)
+    client.flush()
+    (run,) = runs
+    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 1, 5)
+    assert (run.useful_tokens, run.wasted_tokens) == (38, 15)
+    ours = [s for s in cap.spans() if s.instrumentation_scope.name == "agentrel"]
+    theirs = [s for s in cap.spans() if s.instrumentation_scope.name == "langsmith"]
+    assert sorted(s.name for s in ours) == [
+        "chat",
+        "chat",
+        "chat",
+        "execute_tool lookup",
+        "execute_tool lookup",
+        "invoke_agent support",
+    ]
+    (root,) = [s for s in ours if s.name == "invoke_agent support"]
+    assert {s.context.trace_id for s in theirs} == {root.context.trace_id}
+    (their_root,) = [s for s in theirs if s.name == "support"]
+    assert their_root.parent.span_id == root.context.span_id
+    assert len([s for s in theirs if s.name == "lookup"]) == 2
