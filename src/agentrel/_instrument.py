@@ -36,6 +36,7 @@ from typing import Any, ClassVar, TypeVar
 import wrapt
 
 from . import _catalogue as cat
+from . import _cost  # issue 13: cached input tokens for pricing
 from ._content import set_content
 from ._runtime import T, telemetry_error, warn_once
 from ._scopes import (
@@ -250,6 +251,7 @@ class _Flight:
             usage = self.usage
             if usage is not None:
                 call.add_tokens(None, usage.input, usage.output)
+                _cost.add_cache_tokens(call, usage.cache_read, usage.cache_creation)  # issue 13
                 call.response_model = usage.model
                 extras = {
                     k: v

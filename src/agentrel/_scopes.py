@@ -27,6 +27,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from . import _callcounts, _coldstart, _cost  # issue 13 hooks (cost, call counts, cold start)
 from . import _catalogue as cat
 from ._content import content
 from ._runtime import T, telemetry_error, warn_once
@@ -118,13 +119,15 @@ class Run:
 
     Read-only for application code: ``name``, ``cohort``, ``attempts``, ``retry_depth``,
     ``tokens``, ``useful_tokens``, ``wasted_tokens``, ``token_amplification``,
-    ``budget_ratio``, ``recovery_time`` and, once the run has finished, ``outcome``.
+    ``budget_ratio``, ``recovery_time``, ``cost_usd``, ``wasted_cost_usd`` (US dollars, issue
+    13: see docs/metrics.md) and, once the run has finished, ``outcome``.
     """
 
     __slots__ = (
         "_ctx",
         "_failed_tools",
         "_failures",
+        "_kinds",  # issue 13: attempts by call kind (semconv call counts)
         "_last_call",
         "_lock",
         "_retried",
@@ -152,6 +155,7 @@ class Run:
         self._retried = False
         self._failures: dict[tuple[str, str], int] = {}
         self._failed_tools: set[str] = set()
+        self._kinds: dict[str, int] = {}  # issue 13
         self._useful: Tokens = {}
         self._wasted: Tokens = {}
         self._last_call: tuple[str, Tokens] | None = None
@@ -165,12 +169,12 @@ class Run:
     def useful_tokens(self) -> int:
         """Tokens on the path that produced the answer so far (all of them wasted if the run
         fails)."""
-        return sum(self._useful.values())
+        return _cost.total(self._useful)  # issue 13: cache subsets are not counted again
 
     @property
     def wasted_tokens(self) -> int:
         """Tokens spent on failed, rejected or thrown-away work."""
-        return sum(self._wasted.values())
+        return _cost.total(self._wasted)  # issue 13: cache subsets are not counted again
 
     @property
     def tokens(self) -> int:
@@ -188,6 +192,17 @@ class Run:
         """Tokens spent ÷ ``token_budget``, when a budget was given."""
         return self.tokens / self.token_budget if self.token_budget else None
 
+    # issue 13: dollars (see _cost.py)
+    @property
+    def cost_usd(self) -> float | None:
+        """US dollars of all tokens so far (priced models only; ``None`` without prices)."""
+        return _cost.run_cost(self, wasted_only=False)
+
+    @property
+    def wasted_cost_usd(self) -> float | None:
+        """US dollars of the wasted tokens so far (``None`` without prices)."""
+        return _cost.run_cost(self, wasted_only=True)
+
     def __repr__(self) -> str:
         return (
             f"<agentrel.Run {self.name!r} outcome={self.outcome} attempts={self.attempts} "
@@ -200,6 +215,7 @@ class Run:
         already failed in this run (the agent loop calling it again)."""
         with self._lock:
             self.attempts += 1
+            self._kinds[spec.kind] = self._kinds.get(spec.kind, 0) + 1  # issue 13
             if self.retry_depth:
                 self._retried = True
             return first_of_call and not spec.idempotent and spec.name in self._failed_tools
@@ -495,6 +511,8 @@ def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) ->
             )
         elif spec.kind == "llm":
             _record_llm_semconv(call, duration, failed, attrs)
+        if spec.name not in _coldstart.SEEN:  # issue 13: the first call of this tool
+            _coldstart.first_call(spec.name, duration, attrs)
     except Exception as err:  # a broken meter must not cost the run its bookkeeping
         telemetry_error("call.metrics", err)
     _hand_over(call, exc, failed)
@@ -593,7 +611,8 @@ def _record_llm_semconv(
     for src in (call._useful, call._wasted):
         if src:
             for (_, ttype), n in src.items():
-                totals[ttype] = totals.get(ttype, 0) + n
+                if ttype not in _cost.SUBSETS:  # issue 13: cache parts of the input
+                    totals[ttype] = totals.get(ttype, 0) + n
     if span_attrs is not None:  # first: a failing meter below must not cost the span these
         if call.response_model:
             span_attrs[cat.RESPONSE_MODEL] = call.response_model
@@ -617,11 +636,13 @@ _token_attr_cache: dict[tuple[str | None, str | None, str | None, str, str], dic
 def _emit_tokens(
     agent: str | None, cohort: str | None, useful: Tokens | None, wasted: Tokens | None
 ) -> None:
+    if _cost.ENABLED and (useful or wasted):  # issue 13: agentrel.cost (guarded inside)
+        _cost.emit(agent, cohort, useful, wasted)
     for disposition, tokens in ((cat.USEFUL, useful), (cat.WASTED, wasted)):
         if not tokens:
             continue
         for (model, ttype), n in tokens.items():
-            if not n:
+            if not n or ttype in _cost.SUBSETS:  # issue 13: cache parts of the input
                 continue
             key = (agent, cohort, model, ttype, disposition)
             attrs = _token_attr_cache.get(key)
@@ -758,6 +779,8 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
                 sattrs["agentrel.run.token_amplification"] = amplification
             if run.budget_ratio is not None:
                 sattrs["agentrel.run.token_budget_ratio"] = run.budget_ratio
+            if _cost.ENABLED:  # issue 13: agentrel.run.cost_usd / wasted_cost_usd
+                _cost.span_attrs(sattrs, useful, wasted)
             if exc is not None:
                 et = error_type(exc)
                 sattrs[cat.ERROR_TYPE] = et
@@ -790,6 +813,7 @@ def _record_run(
     # Recorded while the run span is current, so histogram exemplars carry its trace id.
     T.run_retry_depth.record(run.retry_depth, attrs)
     T.run_attempts.record(run.attempts, attrs)
+    _callcounts.record(run)  # issue 13: gen_ai.invoke_agent.tool_calls / inference_calls
     if run.retry_depth:
         T.run_recovery_time.record(run.recovery_time, attrs)
     amplification = None
