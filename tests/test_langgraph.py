@@ -17,7 +17,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
-from langchain_core.tools import BaseTool, ToolException, tool
+from langchain_core.tools import BaseTool, InjectedToolCallId, ToolException, tool
 from langgraph.errors import GraphRecursionError
 from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode
@@ -283,6 +283,9 @@ def test_retry_policy_around_a_model_node_counts_each_request_once(
     assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 1, 2)
     assert (run.useful_tokens, run.wasted_tokens) == (23, 23)
     assert cap.counter(FAILURES, {"gen_ai.tool.name": "agent", "error.type": "ValueError"}) == 1
+    (node,) = cap.spans("execute_tool agent")
+    chats = cap.spans("chat")
+    assert len(chats) == 2 and {c.parent.span_id for c in chats} == {node.context.span_id}
 
 
 def test_recursion_limit_after_failures_is_exhausted(
@@ -386,14 +389,16 @@ def test_async_stream_and_the_consumer_between_chunks(
     assert (run.outcome, run.retry_depth, run.attempts, run.tokens) == ("success", 0, 3, 38)
 
 
-def test_stream_abandoned_fails_the_run(runs: list[agentrel.Run]) -> None:
+def test_stream_abandoned_fails_the_run(cap: testing.Capture, runs: list[agentrel.Run]) -> None:
     """A consumer that stops reading closes the stream: the run fails with GeneratorExit."""
     model = ScriptedModel(responses=[ask("lookup", "c1"), answer()])
     stream = agent(model, [tool(flaky(0))]).stream(USER)
     next(stream)
     stream.close()
     (run,) = runs
-    assert (run.outcome, run.attempts) == ("failed", 1)
+    assert (run.outcome, run.attempts, run.wasted_tokens) == ("failed", 1, 15)
+    (span,) = cap.spans("invoke_agent support")
+    assert span.attributes["error.type"] == "GeneratorExit"
 
 
 def test_cancelled_run_is_failed(cap: testing.Capture, runs: list[agentrel.Run]) -> None:
@@ -663,3 +668,67 @@ def test_langsmith_otel_tracing_on_at_the_same_time(
     (their_root,) = [s for s in theirs if s.name == "support"]
     assert their_root.parent.span_id == root.context.span_id
     assert len([s for s in theirs if s.name == "lookup"]) == 2
+
+
+def test_validation_error_handled_by_the_tool(
+    cap: testing.Capture, runs: list[agentrel.Run]
+) -> None:
+    """handle_validation_error turns bad arguments into status="error": ValidationError."""
+    from langchain_core.tools import StructuredTool
+
+    def lookup(limit: int) -> str:
+        """Look a thing up."""
+        return str(limit)
+
+    t = StructuredTool.from_function(lookup, handle_validation_error=True)
+    model = ScriptedModel(responses=[ask("lookup", "c1", limit="many"), answer()])
+    agent(model, [t], handle=False).invoke(USER)
+    (run,) = runs
+    assert (run.outcome, run.retry_depth, run.attempts, run.wasted_tokens) == (
+        "recovered",
+        1,
+        3,
+        15,
+    )
+    assert cap.counter(FAILURES, {"error.type": "ValidationError"}) == 1
+
+
+def test_error_message_returned_by_the_tool_is_flagged(
+    cap: testing.Capture, runs: list[agentrel.Run]
+) -> None:
+    """A tool that returns its own ToolMessage(status="error"): a result_flagged failure."""
+    from langchain_core.messages import ToolMessage
+
+    @tool
+    def lookup(q: str, tool_call_id: Annotated[str, InjectedToolCallId]) -> Any:
+        """Look a thing up."""
+        return ToolMessage("nothing found", tool_call_id=tool_call_id, status="error")
+
+    model = ScriptedModel(responses=[ask("lookup", "c1"), answer()])
+    agent(model, [lookup]).invoke(USER)
+    (run,) = runs
+    assert (run.outcome, run.retry_depth, run.attempts, run.wasted_tokens) == (
+        "recovered",
+        1,
+        3,
+        15,
+    )
+    assert cap.counter(FAILURES, {"error.type": "result_flagged"}) == 1
+
+
+def test_graph_inside_a_tool_is_its_own_run(runs: list[agentrel.Run]) -> None:
+    """A sub-agent run from a tool keeps its own figures."""
+    inner_model = ScriptedModel(responses=[answer("inner")])
+    inner = agent(inner_model, [], name="researcher")
+
+    @tool
+    def research(q: str) -> str:
+        """Ask the researcher."""
+        return str(inner.invoke(USER)["messages"][-1].content)
+
+    model = ScriptedModel(responses=[ask("research", "c1"), answer()])
+    agent(model, [research]).invoke(USER)
+    by_name = {r.name: r for r in runs}
+    assert set(by_name) == {"researcher", "support"}
+    assert (by_name["researcher"].attempts, by_name["researcher"].tokens) == (1, 23)
+    assert (by_name["support"].attempts, by_name["support"].tokens) == (3, 38)
