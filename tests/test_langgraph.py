@@ -732,3 +732,63 @@ def test_graph_inside_a_tool_is_its_own_run(runs: list[agentrel.Run]) -> None:
     assert set(by_name) == {"researcher", "support"}
     assert (by_name["researcher"].attempts, by_name["researcher"].tokens) == (1, 23)
     assert (by_name["support"].attempts, by_name["support"].tokens) == (3, 38)
+
+
+def test_broken_telemetry_never_breaks_the_graph(
+    monkeypatch: pytest.MonkeyPatch, cap: testing.Capture, runs: list[agentrel.Run]
+) -> None:
+    """Specs that cannot be made cost the counts of those calls, never the graph's answer."""
+
+    def broken(*a: Any, **k: Any) -> Any:
+        raise RuntimeError("broken telemetry")
+
+    monkeypatch.setattr(ai, "tool_spec", broken)
+    monkeypatch.setattr(ai, "llm_spec", broken)
+    monkeypatch.setattr(agentrel_langgraph, "_tool_specs", {})
+    monkeypatch.setattr(agentrel_langgraph, "_node_specs", {})
+    fetch_fn = flaky(1, ConnectionError)
+    model = ScriptedModel(responses=[ask("lookup", "c1"), answer()])
+
+    def fetch(state: State) -> dict[str, Any]:
+        return {"messages": [("system", fetch_fn("x"))]}
+
+    def call_model(state: State) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    from langgraph.prebuilt import tools_condition
+
+    g = StateGraph(State)
+    g.add_node("fetch", fetch, retry_policy=NO_WAIT)
+    g.add_node("agent", call_model)
+    g.add_node("tools", ToolNode([tool(flaky(0))]))
+    g.add_edge(START, "fetch")
+    g.add_edge("fetch", "agent")
+    g.add_conditional_edges("agent", tools_condition)
+    g.add_edge("tools", "agent")
+    out = g.compile(name="support").invoke(USER)
+    assert out["messages"][-1].content == "done"
+    assert out["messages"][-2].content == "found x"
+    (run,) = runs
+    assert (run.outcome, run.attempts, run.tokens) == ("success", 0, 0)
+    errors = agentrel.telemetry_errors()
+    assert errors == {"langgraph.retry": 1, "langgraph.tool": 1, "langgraph.llm": 2}
+
+
+def test_activate_makes_an_open_run_current_for_a_block() -> None:
+    """instrumentation.activate(): the run is current inside the block only, no call current."""
+    import contextvars
+
+    ctx = contextvars.copy_context()
+    scope = ai.run_scope("streamed")
+    handle = ctx.run(scope.__enter__)
+    assert agentrel.current_run() is None
+    with ai.activate(handle.run):
+        assert agentrel.current_run() is handle.run
+        with ai.call(ai.tool_spec("t", register=False)):
+            pass
+    assert agentrel.current_run() is None
+    with ai.activate(None):
+        assert agentrel.current_run() is None
+    ctx.run(scope.__exit__, None, None, None)
+    assert handle.run is not None
+    assert (handle.run.outcome, handle.run.attempts) == ("success", 1)

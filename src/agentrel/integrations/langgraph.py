@@ -109,24 +109,42 @@ def _run_name(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> s
     return "LangGraph"
 
 
+def _scope(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        return ai.run_scope(_run_name(instance, args, kwargs))
+    except Exception as exc:
+        ai.report_error("langgraph.run", exc)
+        return None
+
+
 def _invoke(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    with ai.run_scope(_run_name(instance, args, kwargs)):
+    scope = _scope(instance, args, kwargs)
+    if scope is None:
+        return wrapped(*args, **kwargs)
+    with scope:
         return wrapped(*args, **kwargs)
 
 
 async def _ainvoke(
     wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    async with ai.run_scope(_run_name(instance, args, kwargs)):
+    scope = _scope(instance, args, kwargs)
+    if scope is None:
+        return await wrapped(*args, **kwargs)
+    async with scope:
         return await wrapped(*args, **kwargs)
 
 
 def _open_run(name: str) -> tuple[Any, Any]:
     """Open (or join) a run in a private context: (scope, run) when this scope opened it,
     (None, None) when it joined an enclosing run."""
-    ctx = contextvars.copy_context()
-    scope = ai.run_scope(name)
-    handle = ctx.run(scope.__enter__)
+    try:
+        ctx = contextvars.copy_context()
+        scope = ai.run_scope(name)
+        handle = ctx.run(scope.__enter__)
+    except Exception as exc:
+        ai.report_error("langgraph.run", exc)
+        return None, None
     if not handle.opened or handle.run is None:
         return None, None
     return (ctx, scope), handle.run
@@ -224,10 +242,20 @@ def _settle_response(kwargs: dict[str, Any], failed: bool) -> None:
         ai.report_error("langgraph.waste", exc)
 
 
+def _tool_scope(tool: Any) -> Any:
+    try:
+        return ai.call(_tool_spec(tool), adoptable=True)
+    except Exception as exc:
+        ai.report_error("langgraph.tool", exc)
+        return None
+
+
 def _tool_run(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if not ai.is_recording():
         return wrapped(*args, **kwargs)
-    scope = ai.call(_tool_spec(instance), adoptable=True)
+    scope = _tool_scope(instance)
+    if scope is None:
+        return wrapped(*args, **kwargs)
     handle = scope.__enter__()
     token = _TOOL_CALL.set(handle if handle.recording else None)
     try:
@@ -251,7 +279,9 @@ async def _tool_arun(
 ) -> Any:
     if not ai.is_recording():
         return await wrapped(*args, **kwargs)
-    scope = ai.call(_tool_spec(instance), adoptable=True)
+    scope = _tool_scope(instance)
+    if scope is None:
+        return await wrapped(*args, **kwargs)
     handle = scope.__enter__()
     token = _TOOL_CALL.set(handle if handle.recording else None)
     try:
@@ -337,11 +367,15 @@ def _attempt_proc(proc: Any, attempts: _Attempts) -> Any:
 
 def _retry_task(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The task when it runs under a retry policy, else None."""
-    task = args[0] if args else kwargs.get("task")
-    policy = args[1] if len(args) > 1 else kwargs.get("retry_policy")
-    if task is None or not (getattr(task, "retry_policy", None) or policy):
+    try:
+        task = args[0] if args else kwargs.get("task")
+        policy = args[1] if len(args) > 1 else kwargs.get("retry_policy")
+        if task is None or not (getattr(task, "retry_policy", None) or policy):
+            return None
+        return task
+    except Exception as exc:
+        ai.report_error("langgraph.retry", exc)
         return None
-    return task
 
 
 def _with_task(
@@ -355,13 +389,22 @@ def _with_task(
     return args, {**kwargs, "task": new}
 
 
+def _node_scope(task: Any) -> Any:
+    try:
+        return ai.call(_node_spec(str(task.name)))
+    except Exception as exc:
+        ai.report_error("langgraph.retry", exc)
+        return None
+
+
 def _run_with_retry(
     wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     task = _retry_task(args, kwargs) if ai.is_recording() else None
-    if task is None:
+    scope = _node_scope(task) if task is not None else None
+    if scope is None:
         return wrapped(*args, **kwargs)
-    with ai.call(_node_spec(str(task.name))) as handle:
+    with scope as handle:
         try:
             args, kwargs = _with_task(task, _Attempts(handle), args, kwargs)
         except Exception as exc:
@@ -373,9 +416,10 @@ async def _arun_with_retry(
     wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     task = _retry_task(args, kwargs) if ai.is_recording() else None
-    if task is None:
+    scope = _node_scope(task) if task is not None else None
+    if scope is None:
         return await wrapped(*args, **kwargs)
-    async with ai.call(_node_spec(str(task.name))) as handle:
+    async with scope as handle:
         try:
             args, kwargs = _with_task(task, _Attempts(handle), args, kwargs)
         except Exception as exc:
