@@ -792,3 +792,24 @@ def test_activate_makes_an_open_run_current_for_a_block() -> None:
     ctx.run(scope.__exit__, None, None, None)
     assert handle.run is not None
     assert (handle.run.outcome, handle.run.attempts) == ("success", 1)
+
+
+def test_prebuilt_react_agent(cap: testing.Capture, runs: list[agentrel.Run]) -> None:
+    """langgraph.prebuilt.create_react_agent (deprecated for langchain's create_agent, which
+    is not installed here; the same Pregel, ToolNode and model calls): the same counts."""
+    from langgraph.prebuilt import create_react_agent
+
+    model = ScriptedModel(
+        responses=[ask("lookup", "c1"), ask("lookup", "c2"), ask("lookup", "c3"), answer()]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = create_react_agent(
+            model, ToolNode([tool(flaky(2))], handle_tool_errors=True), name="support"
+        )
+    out = graph.invoke(USER)
+    assert out["messages"][-1].content == "done"
+    (run,) = runs
+    assert (run.name, run.outcome, run.retry_depth, run.attempts) == ("support", "recovered", 2, 7)
+    assert (run.useful_tokens, run.wasted_tokens) == (38, 30)
+    assert cap.counter(FAILURES, {"error.type": "ValueError", "agentrel.absorbed": "true"}) == 2

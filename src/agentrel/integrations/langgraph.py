@@ -505,8 +505,9 @@ def _llm_end(run_id: Any, response: Any, exc: BaseException | None) -> None:
 
 def _forget_run(run: Any) -> None:
     """Just before a run is classified: end LLM calls nobody ended, drop its responses."""
-    for key in [k for k in _responses if k[0] is run]:
-        _responses.pop(key, None)
+    for key in list(_responses):
+        if key[0] is run:
+            _responses.pop(key, None)
     for run_id, entry in list(_llm_calls.items()):
         if entry[3] is run and _llm_calls.pop(run_id, None) is not None:
             entry[0].run(entry[1].finish, None)
@@ -520,6 +521,12 @@ def _make_handler() -> Any:
 
         run_inline = True  # called in the caller's frame, in order, in async code too
         raise_error = False
+        # Only model requests: LangChain skips this handler for every other event.
+        ignore_chain = True
+        ignore_agent = True
+        ignore_retriever = True
+        ignore_retry = True
+        ignore_custom_event = True
 
         def on_chat_model_start(
             self, serialized: Any, messages: Any, *, run_id: Any, metadata: Any = None, **kw: Any
