@@ -328,3 +328,39 @@ def test_a_broken_counter_never_breaks_the_host(cap: testing.Capture) -> None:
     assert agentrel.telemetry_errors()["cost.emit"] == 1
     cap.collect()
     assert cap.counter("agentrel.tokens") == 1200
+
+
+def test_demo_readout_spend_is_exact() -> None:
+    """The demo's spend figures, read back from the /metrics registry, per cohort."""
+    from agentrel._cli.readout import Readout
+    from agentrel._cli.view import cohort_rows
+    from agentrel._prometheus import registry_for
+
+    reader = InMemoryMetricReader()
+    mp = MeterProvider(metric_readers=[reader])
+    agentrel.configure(
+        cohorts=["smb", "free"],
+        tracer_provider=TracerProvider(),
+        meter_provider=mp,
+        prices={"big": (3, 15, 0.3)},
+    )
+    try:
+        with agentrel.run("support", cohort="smb"):
+            with pytest.raises(TimeoutError):
+                big(fail=True)
+            big()
+        with pytest.raises(KeyError), agentrel.run("support", cohort="free"):
+            big()
+            small()  # not in the table: unpriced
+            raise KeyError
+        r = Readout.collect(registry_for(reader).collect(), lambda a, c: 1.0)
+    finally:
+        mp.shutdown()
+    call = usd(1000, "3") + usd(200, "15")
+    assert r.cohorts["smb"].cost == {"useful": float(call), "wasted": float(call)}
+    assert r.cohorts["free"].cost == {"useful": 0.0, "wasted": float(call)}
+    assert r.fleet.spend == float(call) * 3
+    assert r.cohorts["smb"].wasted_spend_share == 0.5
+    assert r.unpriced_tokens == 4100
+    assert r.first_calls == {"chat big": 1.0, "chat small": 1.0}
+    assert [row[7:9] for row in cohort_rows(r)] == [("$0.0120", "50.0%"), ("$0.0060", "100.0%")]
