@@ -813,3 +813,24 @@ def test_prebuilt_react_agent(cap: testing.Capture, runs: list[agentrel.Run]) ->
     assert (run.name, run.outcome, run.retry_depth, run.attempts) == ("support", "recovered", 2, 7)
     assert (run.useful_tokens, run.wasted_tokens) == (38, 30)
     assert cap.counter(FAILURES, {"error.type": "ValueError", "agentrel.absorbed": "true"}) == 2
+
+
+def test_parallel_tool_calls_one_fails(cap: testing.Capture, runs: list[agentrel.Run]) -> None:
+    """One response asks for two tools (ToolNode runs them in threads); one fails: the
+    response is wasted once, each tool is its own call."""
+    both = AIMessage(
+        content="",
+        tool_calls=[
+            {"name": "lookup", "args": {"q": "x"}, "id": "c1"},
+            {"name": "fetch", "args": {"q": "y"}, "id": "c2"},
+        ],
+        usage_metadata=usage(10, 5),
+    )
+    model = ScriptedModel(responses=[both, answer()])
+    agent(model, [tool("lookup")(flaky(1)), tool("fetch")(flaky(0))]).invoke(USER)
+    (run,) = runs
+    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 1, 4)
+    assert (run.useful_tokens, run.wasted_tokens) == (23, 15)
+    assert cap.counter(FAILURES, {"gen_ai.tool.name": "lookup"}) == 1
+    assert cap.counter(FAILURES, {"gen_ai.tool.name": "fetch"}) == 0
+    assert cap.histogram("agentrel.tool.attempts", {"gen_ai.tool.name": "fetch"}).count == 1
