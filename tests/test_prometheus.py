@@ -24,8 +24,13 @@ from agentrel._runtime import T
 def _scenario() -> None:
     """One run touching every instrument the core records."""
 
+    from agentrel import _cost
+
+    _cost.set_prices(*_cost.validate({"m": (1, 2, 0.5)}))  # agentrel.cost for model "m"
+
     @agentrel.tool(idempotent=False, system="stripe")
     def refund() -> str:
+        agentrel.record_tokens(input=1, model="unlisted")  # agentrel.cost.unpriced_tokens
         raise TimeoutError
 
     @agentrel.llm(model="m", provider="sim")

@@ -148,3 +148,46 @@ def test_a_provider_set_before_import_is_bound_at_import() -> None:
         """
     )
     assert out == "True"
+
+
+def test_the_cheap_exit_flag_follows_open_runs() -> None:
+    """Unconfigured, the decorators' first check (``T.armed``) is off until a run opens and
+    off again once every run has finished, however often a run is finished; a run open in
+    another thread does not make this thread's calls count, and its own calls count exactly."""
+    out = run_py(
+        """
+        import threading
+        import agentrel
+        from agentrel._runtime import T
+
+        @agentrel.tool
+        def search(q):
+            return q
+
+        seen = [T.armed]
+        opened, release = threading.Event(), threading.Event()
+        box = {}
+
+        def worker():
+            with agentrel.run("bg") as run:
+                search("a")
+                opened.set()
+                release.wait(10)
+                search("b")
+            box["run"] = run
+
+        t = threading.Thread(target=worker)
+        t.start()
+        opened.wait(10)
+        seen.append(T.armed)
+        search("outside")  # this thread is in no run: straight through
+        release.set()
+        t.join(10)
+        seen.append(T.armed)
+        with agentrel.run("r") as r2:
+            search("c")
+        seen.append(T.armed)
+        print(seen, box["run"].attempts, r2.attempts)
+        """
+    )
+    assert out == "[False, True, False, False] 2 1"

@@ -27,7 +27,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from . import _catalogue as cat
-from . import _clock, _record
+from . import _clock, _coldstart, _record
 from ._content import content
 from ._current import CALL, RUN
 from ._guard import telemetry_error, warn_once
@@ -324,6 +324,8 @@ def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) ->
                     attrs["gen_ai.usage.input_tokens"] = usage.get(cat.INPUT, 0)
                     attrs["gen_ai.usage.output_tokens"] = usage.get(cat.OUTPUT, 0)
             _record.llm_call(spec, call.response_model, duration, etype, usage, call._ctx)
+        if spec.name not in _coldstart.SEEN:  # the first call of this tool in the process
+            _coldstart.first_call(spec.name, duration, attrs, call._ctx)
     except Exception as err:  # a broken meter must not cost the run its bookkeeping
         telemetry_error("call.metrics", err)
     _hand_over(call, exc, failed)

@@ -198,6 +198,7 @@ def configure(
     redact: Callable[[str], str] | None = None,
     tracer_provider: Any = None,
     meter_provider: Any = None,
+    prices: Any = None,
 ) -> Configuration:
     """Set up OpenTelemetry for agentrel where the application has not, and return a handle.
 
@@ -212,12 +213,21 @@ def configure(
     * ``capture_content``: put exception messages and (for instrumented clients) prompt and
       completion text on spans, passed through ``redact`` first. Off by default.
     * ``tracer_provider`` / ``meter_provider``: use these instead of the global providers.
+    * ``prices``: what tokens cost, for ``agentrel.cost``, ``Run.cost_usd`` and the run span.
+      ``None`` (default): genai-prices' bundled table when ``agentrel[cost]`` is installed
+      (never updated over the network), else no pricing. A mapping ``{model: (input,
+      output, cached_input)}`` in US dollars per million tokens overrides it for those
+      models. ``False``: no pricing. A model with no known price is counted in
+      ``agentrel.cost.unpriced_tokens``, never guessed.
 
     A provider the application already set globally is used, never replaced. Bad arguments
     raise ``TypeError``/``ValueError`` here. Calling ``configure()`` again while a
     configuration is live logs a warning and returns that configuration unchanged.
     """
     global _current
+    from . import _cost  # issue 13
+
+    prices_cfg = _cost.validate(prices)
     if not isinstance(prometheus, bool):
         raise TypeError(f"prometheus must be True or False, got {prometheus!r}")
     allowed = _validate(
@@ -241,6 +251,7 @@ def configure(
         T.cohorts = allowed
         T.capture_content = capture_content
         T.redact = redact
+        _cost.set_prices(*prices_cfg)  # issue 13
         cfg = Configuration()
         if tracer_provider is not None or meter_provider is not None:
             if (prometheus_port is not None or prometheus) and meter_provider is not None:

@@ -24,4 +24,4 @@ def current_run() -> Run | None:
 def quiet() -> bool:
     """Nothing to record: no SDK anywhere and no run to count into (the cheap exit). The
     function decorators inline this test on their hot path."""
-    return not T.active and RUN.get() is None
+    return not T.armed or (not T.active and RUN.get() is None)

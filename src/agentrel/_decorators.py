@@ -86,7 +86,7 @@ def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not T.active and RUN.get() is None:
+            if not T.armed or (not T.active and RUN.get() is None):
                 return await fn(*args, **kwargs)
             adopted = _adopted(spec)
             if adopted is not None:
@@ -111,7 +111,7 @@ def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not T.active and RUN.get() is None:
+        if not T.armed or (not T.active and RUN.get() is None):
             return fn(*args, **kwargs)
         adopted = _adopted(spec)
         if adopted is not None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import _catalogue as cat
+from . import _cost
+from ._guard import telemetry_error
 from ._outcome import absorbed
 from ._runtime import T
-from ._tokens import Tokens
+from ._tokens import SUBSETS, Tokens
 
 if TYPE_CHECKING:
     from ._spec import CallSpec
@@ -154,12 +156,22 @@ _token_attr_cache: dict[tuple[str | None, str | None, str | None, str, str], dic
 def tokens(
     agent: str | None, cohort: str | None, useful: Tokens | None, wasted: Tokens | None
 ) -> None:
-    """``agentrel.tokens`` by disposition, once the scope that holds them has ended."""
+    """``agentrel.tokens`` by disposition, once the scope that holds them has ended, and,
+    with prices, ``agentrel.cost`` and ``agentrel.cost.unpriced_tokens`` (``_cost``)."""
+    if _cost.ENABLED and (useful or wasted):
+        try:
+            spent, unpriced = _cost.amounts(agent, cohort, useful, wasted)
+            for dollars, cattrs in spent:
+                T.cost.add(dollars, cattrs)
+            for n, uattrs in unpriced:
+                T.cost_unpriced_tokens.add(n, uattrs)
+        except Exception as exc:  # a broken price table costs the dollars, not the tokens
+            telemetry_error("cost.emit", exc)
     for disposition, tally in ((cat.USEFUL, useful), (cat.WASTED, wasted)):
         if not tally:
             continue
         for (model, ttype), n in tally.items():
-            if not n:
+            if not n or ttype in SUBSETS:
                 continue
             key = (agent, cohort, model, ttype, disposition)
             attrs = _token_attr_cache.get(key)
@@ -173,3 +185,15 @@ def tokens(
                     attrs[cat.REQUEST_MODEL] = model
                 _token_attr_cache[key] = attrs
             T.tokens.add(n, attrs)
+
+
+# --- issue 13: GenAI per-invocation call counts, cold starts -------------------------------------
+def call_counts(tool_calls: int, inference_calls: int, attrs: dict[str, str], ctx: Any) -> None:
+    """``gen_ai.invoke_agent.tool_calls`` / ``.inference_calls`` of a finished run."""
+    T.invoke_agent_tool_calls.record(tool_calls, attrs, ctx)
+    T.invoke_agent_inference_calls.record(inference_calls, attrs, ctx)
+
+
+def first_call(duration: float, attrs: dict[str, str], ctx: Any) -> None:
+    """``agentrel.tool.first_call.duration``: a tool's first call in this process."""
+    T.tool_first_call_duration.record(duration, attrs, ctx)

@@ -16,8 +16,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from . import _callcounts, _clock, _cost, _record
 from . import _catalogue as cat
-from . import _clock, _record
 from ._content import content
 from ._current import CALL, RUN
 from ._guard import telemetry_error
@@ -33,13 +33,16 @@ class Run:
 
     Read-only for application code: ``name``, ``cohort``, ``attempts``, ``retry_depth``,
     ``tokens``, ``useful_tokens``, ``wasted_tokens``, ``token_amplification``,
-    ``budget_ratio``, ``recovery_time`` and, once the run has finished, ``outcome``.
+    ``budget_ratio``, ``recovery_time``, ``cost_usd``, ``wasted_cost_usd`` (US dollars, with
+    prices: docs/metrics.md) and, once the run has finished, ``outcome``.
     """
 
     __slots__ = (
+        "_arming",
         "_ctx",
         "_failed_tools",
         "_failures",
+        "_kinds",
         "_last_call",
         "_lock",
         "_retried",
@@ -67,6 +70,7 @@ class Run:
         self._retried = False
         self._failures: dict[tuple[str, str], int] = {}
         self._failed_tools: set[str] = set()
+        self._kinds: dict[str, int] = {}  # attempts by call kind (GenAI semconv call counts)
         self._useful: Tokens = {}
         self._wasted: Tokens = {}
         self._last_call: tuple[str, Tokens] | None = None
@@ -74,18 +78,19 @@ class Run:
         self._span: Span | None = None
         self._ctx: Any = None
         self._start = _clock.now()
+        self._arming = False  # counted in ``T.armed`` (by ``open_run``) until it finishes
 
     # -- live figures ------------------------------------------------------------------------
     @property
     def useful_tokens(self) -> int:
         """Tokens on the path that produced the answer so far (all of them wasted if the run
         fails)."""
-        return sum(self._useful.values())
+        return total(self._useful)
 
     @property
     def wasted_tokens(self) -> int:
         """Tokens spent on failed, rejected or thrown-away work."""
-        return sum(self._wasted.values())
+        return total(self._wasted)
 
     @property
     def tokens(self) -> int:
@@ -103,6 +108,16 @@ class Run:
         """Tokens spent ÷ ``token_budget``, when a budget was given."""
         return self.tokens / self.token_budget if self.token_budget else None
 
+    @property
+    def cost_usd(self) -> float | None:
+        """US dollars of all tokens so far (priced models only; ``None`` without prices)."""
+        return _cost.run_cost(self, wasted_only=False)
+
+    @property
+    def wasted_cost_usd(self) -> float | None:
+        """US dollars of the wasted tokens so far (``None`` without prices)."""
+        return _cost.run_cost(self, wasted_only=True)
+
     def __repr__(self) -> str:
         return (
             f"<agentrel.Run {self.name!r} outcome={self.outcome} attempts={self.attempts} "
@@ -115,6 +130,7 @@ class Run:
         already failed in this run (the agent loop calling it again)."""
         with self._lock:
             self.attempts += 1
+            self._kinds[spec.kind] = self._kinds.get(spec.kind, 0) + 1
             if self.retry_depth:
                 self._retried = True
             return first_of_call and not spec.idempotent and spec.name in self._failed_tools
@@ -169,6 +185,8 @@ def open_run(name: str, cohort: str | None, budget: int | None, on_span: Span | 
     """Create a run and its span (not yet current: see ``enter_run``); ``on_span``: record
     onto that span (another tracer's ``invoke_agent`` span, already current) instead."""
     run = Run(name, cohort, budget)
+    T.run_opened()
+    run._arming = True
     try:
         if on_span is not None:
             on_span.set_attributes(
@@ -226,6 +244,10 @@ def finish_run(run: Run, exc: BaseException | None) -> None:
         _finish_run(run, exc)
     except Exception as err:
         telemetry_error("run.finish", err)
+    finally:
+        if run._arming:  # once per run, however often it is finished
+            run._arming = False
+            T.run_closed()
 
 
 def _finish_run(run: Run, exc: BaseException | None) -> None:
@@ -251,6 +273,7 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
             amplification,
             run._ctx,
         )
+        _callcounts.record(run)
         if failures:
             _record.failures(failures, failed)
         _record.tokens(run.name, run.cohort, useful, wasted)
@@ -270,6 +293,8 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
                 sattrs["agentrel.run.token_amplification"] = amplification
             if run.budget_ratio is not None:
                 sattrs["agentrel.run.token_budget_ratio"] = run.budget_ratio
+            if _cost.ENABLED:  # agentrel.run.cost_usd / wasted_cost_usd
+                _cost.span_attrs(sattrs, useful, wasted)
             if exc is not None:
                 et = error_type(exc)
                 sattrs[cat.ERROR_TYPE] = et

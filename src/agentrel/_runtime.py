@@ -17,6 +17,7 @@ a metric is one edit, its catalogue entry. Only ``_record`` records into them.
 from __future__ import annotations
 
 import functools
+import threading
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
@@ -34,7 +35,10 @@ __all__ = ["T", "Telemetry", "is_set", "logger", "telemetry_error", "warn_once"]
 from ._guard import logger, warn_once
 
 _SCOPE = "agentrel"
-_FIXED = ("_injected", "active", "capture_content", "cohorts", "redact", "tracer")
+_FIXED = (
+    "_injected", "_lock", "_runs", "active", "armed", "capture_content", "cohorts", "redact",
+    "tracer",
+)  # fmt: skip
 
 
 def is_set(provider: object) -> bool:
@@ -47,7 +51,11 @@ class Telemetry:
 
     __slots__ = (*_FIXED, *(spec.slot for spec in cat.METRICS))
 
+    #: a provider is bound: record.
     active: bool
+    #: ``active``, or a run is open somewhere in the process: the one flag the decorators'
+    #: cheap exit reads first (false: nothing can record, call straight through).
+    armed: bool
     tracer: Tracer
 
     if TYPE_CHECKING:  # the instruments: one attribute per catalogue entry
@@ -59,6 +67,8 @@ class Telemetry:
         self.redact: Any = None
         self.cohorts: frozenset[str] = frozenset()
         self._injected: tuple[TracerProvider | None, MeterProvider | None] | None = None
+        self._lock = threading.Lock()
+        self._runs = 0
         self._bind(NoOpTracerProvider(), NoOpMeterProvider(), active=False)
 
     # -- provider binding ----------------------------------------------------------------
@@ -67,7 +77,21 @@ class Telemetry:
         meter = mp.get_meter(_SCOPE, __version__)
         for spec in cat.METRICS:
             setattr(self, spec.slot, _make_instrument(meter, spec))
-        self.active = active
+        with self._lock:
+            self.active = active
+            self.armed = active or self._runs > 0
+
+    def run_opened(self) -> None:
+        """A run opened (``armed`` from now on, so its calls take the counting path)."""
+        with self._lock:
+            self._runs += 1
+            self.armed = True
+
+    def run_closed(self) -> None:
+        """A run ended."""
+        with self._lock:
+            self._runs -= 1
+            self.armed = self.active or self._runs > 0
 
     def refresh(self) -> bool:
         """Bind to the global providers if the application (or ``configure``) set one since;

@@ -5,6 +5,12 @@ from __future__ import annotations
 TokenKey = tuple[str | None, str]  # (model, gen_ai.token.type)
 Tokens = dict[TokenKey, int]
 
+#: Token types that are parts of the input tokens (cached input, for pricing: ``_cost``):
+#: carried in the tallies beside the input, never counted as tokens of their own.
+CACHE_READ = "cache_read"
+CACHE_WRITE = "cache_write"
+SUBSETS = frozenset((CACHE_READ, CACHE_WRITE))
+
 
 def merge(into: Tokens, src: Tokens) -> None:
     """Add ``src`` into ``into``."""
@@ -13,7 +19,10 @@ def merge(into: Tokens, src: Tokens) -> None:
 
 
 def total(tokens: Tokens | None) -> int:
-    return sum(tokens.values()) if tokens else 0
+    """Tokens in a tally, the cache subsets not counted again."""
+    if not tokens:
+        return 0
+    return sum(n for (_, ttype), n in tokens.items() if ttype not in SUBSETS)
 
 
 def by_type(*tallies: Tokens | None) -> dict[str, int]:
@@ -22,7 +31,8 @@ def by_type(*tallies: Tokens | None) -> dict[str, int]:
     for src in tallies:
         if src:
             for (_, ttype), n in src.items():
-                out[ttype] = out.get(ttype, 0) + n
+                if ttype not in SUBSETS:
+                    out[ttype] = out.get(ttype, 0) + n
     return out
 
 

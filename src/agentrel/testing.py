@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _config, _guard, _llm_flight
+from . import _coldstart, _config, _cost, _guard, _llm_flight
 from ._runtime import T
 
 __all__ = ["Capture", "HistogramData", "capture", "reset"]
@@ -143,7 +143,8 @@ def capture() -> Iterator[Capture]:
 def reset() -> None:
     """Reset agentrel's process-wide state: injected providers, cohort allowlist, content
     capture, the once-only log memory, the telemetry error counts, and work left to settle
-    later (LLM streams and retry loops abandoned before the reset are never recorded).
+    later (LLM streams and retry loops abandoned before the reset are never recorded), the
+    price configuration (back to the default) and which tools have had their first call.
     Global OpenTelemetry providers, once set, cannot be unset and stay as they are."""
     T.cohorts = frozenset()
     T.capture_content = False
@@ -153,6 +154,8 @@ def reset() -> None:
     _guard.reset_guards()
     _config._forget()
     _llm_flight._forget_streams()
+    _cost.reset()  # default prices
+    _coldstart.forget()  # every tool's next call is a first call again
     tenacity = sys.modules.get("agentrel.integrations.tenacity")
     if tenacity is not None:
         tenacity._abandoned.clear()

@@ -130,3 +130,22 @@ def test_every_recording_rule_is_used() -> None:
         used |= metric_names(expr)
     unused = {r["record"] for r in recording_rules()} - used
     assert not unused
+
+
+#: Catalogue metrics no rule or dashboard reads: the GenAI semconv client metrics, kept for
+#: GenAI tooling that reads the conventions; agentrel's panels read agentrel.tokens and the
+#: call metrics instead.
+NOT_ON_DASHBOARDS = {cat.CLIENT_TOKEN_USAGE.name, cat.CLIENT_OPERATION_DURATION.name}
+
+
+def test_every_catalogue_metric_is_read_by_a_rule_or_a_dashboard() -> None:
+    """A new catalogue metric reaches the ops kit (or is listed above, with a reason)."""
+    used: set[str] = set()
+    for _, expr in all_exprs():
+        used |= metric_names(expr)
+    unread = set()
+    for m in cat.METRICS:
+        names = {m.prometheus_name} | {m.prometheus_name + s for s in HISTOGRAM_SUFFIXES}
+        if not names & used:
+            unread.add(m.name)
+    assert unread == NOT_ON_DASHBOARDS

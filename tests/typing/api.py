@@ -33,5 +33,7 @@ async def main() -> None:
     with agentrel.run("r", token_budget=100) as run:
         depth: int = run.retry_depth
         amp: float | None = run.token_amplification
+        spent: float | None = run.cost_usd
+        wasted: float | None = run.wasted_cost_usd
     outcome: str | None = run.outcome
-    del ok, hits, answer, n, depth, amp, outcome
+    del ok, hits, answer, n, depth, amp, outcome, spent, wasted

@@ -41,6 +41,7 @@ DISPOSITION = cat.prometheus_label(cat.DISPOSITION)
 CHAIN = cat.prometheus_label(cat.FALLBACK_CHAIN)
 FROM_TIER = cat.prometheus_label(cat.FALLBACK_FROM)
 TO_TIER = cat.prometheus_label(cat.FALLBACK_TO)
+MODEL = cat.prometheus_label(cat.REQUEST_MODEL)
 
 # --- label values --------------------------------------------------------------------------------
 FAILED_OUTCOMES = f"{cat.EXHAUSTED}|{cat.FAILED}"
@@ -86,6 +87,11 @@ FALLBACKS = cat.FALLBACKS
 TOKENS = cat.TOKENS
 UNSAFE = cat.UNSAFE_RETRIES
 TOOL_DURATION = cat.EXECUTE_TOOL_DURATION
+COST = cat.COST
+UNPRICED = cat.UNPRICED_TOKENS
+FIRST_CALL = cat.FIRST_CALL_DURATION
+INVOKE_TOOL_CALLS = cat.INVOKE_AGENT_TOOL_CALLS
+INVOKE_INFERENCE_CALLS = cat.INVOKE_AGENT_INFERENCE_CALLS
 
 
 def template(label: str) -> str:

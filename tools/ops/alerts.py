@@ -13,6 +13,7 @@ from .rules import (
     R_LAST_TIER,
     R_SELF_HEALING,
     R_UNSAFE,
+    R_WASTED_SPEND_SHARE,
     r_surfaced,
 )
 
@@ -94,6 +95,16 @@ def alert_groups() -> list[dict[str, Any]]:
             f'Agent {agent} spends {{{{ $value | printf "%.2f" }}}} tokens '
             f"for every useful token (threshold {knobs.TOKEN_AMPLIFICATION_MAX}): the rest goes "
             "to failed attempts, rejected outputs and failed runs.",
+        ),
+        alert(
+            "AgentWastedSpendShareHigh",
+            f"{R_WASTED_SPEND_SHARE} > {knobs.WASTED_SPEND_SHARE_MAX}",
+            "15m",
+            "warning",
+            "A large share of an agent's LLM spend pays for work that is thrown away.",
+            f"{{{{ $value | humanizePercentage }}}} of the LLM spend of agent {agent} pays for "
+            "wasted tokens: failed attempts, rejected outputs and failed runs (threshold "
+            f"{knobs.WASTED_SPEND_SHARE_MAX:.0%}). Only tokens of priced models are counted.",
         ),
         alert(
             "AgentToolHiddenFailuresHigh",

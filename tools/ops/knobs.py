@@ -13,6 +13,11 @@ RETRY_DEPTH_P95_MAX = 3
 SELF_HEALING_RATE_MAX = 0.25
 TOKEN_AMPLIFICATION_MAX = 1.5
 HIDDEN_FAILURES_PER_CALL_MAX = 0.5
+#: Share of an agent's LLM spend (agentrel.cost) that paid for wasted tokens.
+WASTED_SPEND_SHARE_MAX = 0.25
+#: How long a process's first-call durations (cold starts) stay on the Tools dashboard after
+#: the process is gone (a replaced pod, a finished job).
+COLD_START_WINDOW = "1h"
 #: How far back the last-tier rule looks for a chain's shape: a tier the chain fell back
 #: *from* in this window is not its last, and the chain must have been exhausted (every tier
 #: failed) in it for the tiers it never left to count as last (docs/operations.md).

@@ -13,6 +13,7 @@ from ._series import (
     COHORT,
     DISPOSITION,
     FAILED_OUTCOMES,
+    MODEL,
     OUTCOME,
     RETRY_DEPTH,
     SUCCEEDED_OUTCOMES,
@@ -41,12 +42,19 @@ from .rules import (
     R_DEPTH_BUCKET,
     R_FAILURES,
     R_FALLBACKS,
+    R_INVOKE_INFERENCE_CALLS_BUCKET,
+    R_INVOKE_TOOL_CALLS_BUCKET,
     R_LAST_TIER,
     R_RECOVERY_BUCKET,
     R_RUNS,
     R_SELF_HEALING_COHORT,
+    R_SPEND_HOURLY,
     R_TOKENS,
+    R_UNPRICED,
     R_UNSAFE,
+    R_WASTED_SPEND_HOURLY,
+    R_WASTED_SPEND_SHARE,
+    R_WASTED_SPEND_SHARE_COHORT,
 )
 
 
@@ -170,6 +178,20 @@ def overview() -> dict[str, Any]:
         "All / useful tokens of each successful run.",
         quantiles(R_AMPLIFICATION_BUCKET, RUN_SEL, "", "{q}"), "suffix:×", min=1),
         12)  # fmt: skip
+    agent_sel = f'{AGENT}=~"$agent"'
+    lay.add(timeseries(
+        "Calls per run (GenAI semconv) p50 / p95",
+        "gen_ai.invoke_agent.tool_calls and .inference_calls: tool and LLM calls made in one "
+        "run, failed attempts included, by agent. The conventions cannot tell a retry from a "
+        "first try; retry depth above can. These metrics carry no cohort label.",
+        [target(f"histogram_quantile({q}, sum by ({AGENT}, le) ({rule}{{{agent_sel}}}))",
+                f"{{{{{AGENT}}}}} {what} p{int(q * 100)}", ref)
+         for ref, (q, rule, what) in zip("ABCD", (
+             (0.5, R_INVOKE_TOOL_CALLS_BUCKET, "tool calls"),
+             (0.95, R_INVOKE_TOOL_CALLS_BUCKET, "tool calls"),
+             (0.5, R_INVOKE_INFERENCE_CALLS_BUCKET, "inference calls"),
+             (0.95, R_INVOKE_INFERENCE_CALLS_BUCKET, "inference calls")), strict=True)],
+        "short", min=0), 24)  # fmt: skip
 
     lay.row("Tokens")
     lay.add(timeseries(
@@ -187,6 +209,40 @@ def overview() -> dict[str, Any]:
         [target(f'sum by ({COHORT}) ({R_TOKENS}{{{RUN_SEL}, {DISPOSITION}="{cat.WASTED}"}})',
                 f"{{{{{COHORT}}}}}", "A")],
         "suffix: tokens/s", stack=True, min=0), 12)  # fmt: skip
+
+    lay.row("Spend (priced models only)")
+    lay.add(timeseries(
+        "Spend per hour",
+        "LLM spend (agentrel.cost) in US dollars per hour, useful and wasted tokens, per agent "
+        "and cohort. Tokens of models with no known price are not in it (see Unpriced tokens).",
+        [target(f"{R_SPEND_HOURLY}{{{RUN_SEL}}}", f"{{{{{AGENT}}}}} / {{{{{COHORT}}}}}", "A")],
+        "currencyUSD", stack=True, min=0), 8)  # fmt: skip
+    lay.add(timeseries(
+        "Wasted spend per hour",
+        "US dollars per hour paid for wasted tokens (failed attempts, rejected outputs, "
+        "failed runs), per agent and cohort: the bill for the failures self-healing absorbed.",
+        [target(f"{R_WASTED_SPEND_HOURLY}{{{RUN_SEL}}}", f"{{{{{AGENT}}}}} / {{{{{COHORT}}}}}",
+                "A")],
+        "currencyUSD", stack=True, min=0), 8)  # fmt: skip
+    lay.add(timeseries(
+        "Share of spend wasted",
+        "Wasted / all spend per agent and cohort, and per agent (all cohorts); "
+        f"AgentWastedSpendShareHigh fires above {knobs.WASTED_SPEND_SHARE_MAX:.0%}.",
+        [target(f"{R_WASTED_SPEND_SHARE_COHORT}{{{RUN_SEL}}}",
+                f"{{{{{AGENT}}}}} / {{{{{COHORT}}}}}", "A"),
+         target(f"{R_WASTED_SPEND_SHARE}{{{agent_sel}}}", f"{{{{{AGENT}}}}} (all cohorts)",
+                "B")],
+        "percentunit", min=0, max=1,
+        thresholds={"mode": "absolute", "steps": [
+            {"color": "green", "value": None},
+            {"color": "orange", "value": knobs.WASTED_SPEND_SHARE_MAX}]}), 8)  # fmt: skip
+    lay.add(timeseries(
+        "Unpriced tokens",
+        "Tokens per second of models with no known price, by request model: counted, never "
+        "guessed, and missing from the spend above. Price them with configure(prices=...). "
+        "This metric carries no agent or cohort label.",
+        [target(f"sum by ({MODEL}) ({R_UNPRICED})", f"{{{{{MODEL}}}}}", "A")],
+        "suffix: tokens/s", min=0), 24)  # fmt: skip
 
     lay.row("Fallbacks and unsafe retries")
     lay.add(timeseries(
@@ -206,6 +262,7 @@ def overview() -> dict[str, Any]:
         "suffix: retries/s", min=0), 12)  # fmt: skip
     return dashboard(
         "agentrel-overview", "agentrel / Overview",
-        "Agent runs by outcome, self-healing, retry depth, token amplification, fallbacks.",
+        "Agent runs by outcome, self-healing, retry depth, token amplification, spend, "
+        "fallbacks.",
         lay,
     )  # fmt: skip

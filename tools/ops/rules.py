@@ -15,11 +15,16 @@ from ._series import (
     AMPLIFICATION,
     CHAIN,
     COHORT,
+    COST,
     DISPOSITION,
     ERROR,
     FAILED_OUTCOMES,
     FALLBACKS,
+    FIRST_CALL,
     FROM_TIER,
+    INVOKE_INFERENCE_CALLS,
+    INVOKE_TOOL_CALLS,
+    MODEL,
     OUTCOME,
     RECOVERY,
     RETRY_DELAY,
@@ -32,6 +37,7 @@ from ._series import (
     TOOL_ATTEMPTS,
     TOOL_DURATION,
     TOOL_FAILURES,
+    UNPRICED,
     UNSAFE,
     cat,
     own,
@@ -51,7 +57,19 @@ R_RECOVERY_BUCKET = f"agent_cohort_le:{rule_metric(RECOVERY, '_bucket')}:rate5m"
 R_TOKENS = f"agent_cohort_disposition:{rule_metric(TOKENS)}:rate5m"
 R_AMPLIFICATION = f"agent:{own('token_amplification')}:ratio_rate5m"
 R_AMPLIFICATION_BUCKET = f"agent_cohort_le:{rule_metric(AMPLIFICATION, '_bucket')}:rate5m"
+R_INVOKE_TOOL_CALLS_BUCKET = f"agent_le:{rule_metric(INVOKE_TOOL_CALLS, '_bucket')}:rate5m"
+R_INVOKE_INFERENCE_CALLS_BUCKET = (
+    f"agent_le:{rule_metric(INVOKE_INFERENCE_CALLS, '_bucket')}:rate5m"
+)
 SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+
+#: USD per second, by disposition; the ``*_per_hour`` rules are what dashboards show.
+R_COST = f"agent_cohort_disposition:{rule_metric(COST)}:rate5m"
+R_SPEND_HOURLY = f"agent_cohort:{rule_metric(COST, '_per_hour')}:rate5m"
+R_WASTED_SPEND_HOURLY = f"agent_cohort:{rule_metric(COST, '_wasted_per_hour')}:rate5m"
+R_WASTED_SPEND_SHARE_COHORT = f"agent_cohort:{rule_metric(COST, '_wasted')}:ratio_rate5m"
+R_WASTED_SPEND_SHARE = f"agent:{rule_metric(COST, '_wasted')}:ratio_rate5m"
+R_UNPRICED = f"model:{rule_metric(UNPRICED)}:rate5m"
 
 
 def r_surfaced(window: str) -> str:
@@ -69,6 +87,10 @@ R_DELAY_SUM = f"tool:{rule_metric(RETRY_DELAY, '_sum')}:rate5m"
 R_UNSAFE = f"tool:{rule_metric(UNSAFE)}:rate5m"
 R_FALLBACKS = f"chain_tier_error:{rule_metric(FALLBACKS)}:rate5m"
 R_LAST_TIER = f"chain_tier:{rule_metric(FALLBACKS, '_last_tier')}:rate5m"
+#: First-call (cold start) buckets of every process seen in ``knobs.COLD_START_WINDOW``.
+R_FIRST_CALL_BUCKET = (
+    f"tool_le:{rule_metric(FIRST_CALL, '_bucket')}:last_over_time{knobs.COLD_START_WINDOW}"
+)
 
 
 def ratio(num: str, den: str) -> str:
@@ -133,6 +155,36 @@ def _runs() -> list[tuple[Any, ...]]:
             R_AMPLIFICATION_BUCKET,
             f"sum by ({ac}, le) (rate({series(AMPLIFICATION, '_bucket')}[5m]))",
         ),
+        (
+            R_INVOKE_TOOL_CALLS_BUCKET,
+            f"sum by ({AGENT}, le) (rate({series(INVOKE_TOOL_CALLS, '_bucket')}[5m]))",
+        ),
+        (
+            R_INVOKE_INFERENCE_CALLS_BUCKET,
+            f"sum by ({AGENT}, le) (rate({series(INVOKE_INFERENCE_CALLS, '_bucket')}[5m]))",
+        ),
+    ]
+
+
+def _cost() -> list[tuple[Any, ...]]:
+    ac = f"{AGENT}, {COHORT}"
+    wasted = f'{R_COST}{{{DISPOSITION}="{cat.WASTED}"}}'
+    return [
+        (R_COST, f"sum by ({ac}, {DISPOSITION}) (rate({series(COST)}[5m]))"),
+        (R_SPEND_HOURLY, f"3600 * sum by ({ac}) ({R_COST})"),
+        (
+            R_WASTED_SPEND_HOURLY,
+            f"3600 * (\n  sum by ({ac}) ({wasted})\n  or\n  0 * sum by ({ac}) ({R_COST})\n)",
+        ),
+        (
+            R_WASTED_SPEND_SHARE_COHORT,
+            ratio(f"sum by ({ac}) ({wasted})", f"sum by ({ac}) ({R_COST})"),
+        ),
+        (
+            R_WASTED_SPEND_SHARE,
+            ratio(f"sum by ({AGENT}) ({wasted})", f"sum by ({AGENT}) ({R_COST})"),
+        ),
+        (R_UNPRICED, f"sum by ({MODEL}) (rate({series(UNPRICED)}[5m]))"),
     ]
 
 
@@ -182,6 +234,11 @@ def _tools() -> list[tuple[Any, ...]]:
             f"sum by ({CHAIN}, {FROM_TIER}, {TO_TIER}, {ERROR}) (rate({series(FALLBACKS)}[5m]))",
         ),
         (R_LAST_TIER, _last_tier()),
+        (
+            R_FIRST_CALL_BUCKET,
+            f"sum by ({TOOL}, le) "
+            f"(last_over_time({series(FIRST_CALL, '_bucket')}[{knobs.COLD_START_WINDOW}]))",
+        ),
     ]
 
 
@@ -219,4 +276,5 @@ def recording_groups() -> list[dict[str, Any]]:
         {"name": "agentrel.runs.rules", "rules": _rules(_runs())},
         {"name": "agentrel.slo.rules", "rules": _rules(_slo())},
         {"name": "agentrel.tools.rules", "rules": _rules(_tools())},
+        {"name": "agentrel.cost.rules", "rules": _rules(_cost())},
     ]

@@ -15,6 +15,7 @@ from .rules import (
     R_DELAY_SUM,
     R_DURATION_BUCKET,
     R_FAILURES,
+    R_FIRST_CALL_BUCKET,
     R_HIDDEN_PER_CALL,
     R_RUNS,
     R_TOOL_ATTEMPTS_BUCKET,
@@ -76,6 +77,27 @@ def tools() -> dict[str, Any]:
         [target(f"{R_DELAY_SUM}{{{TOOL_SEL}}}", f"{{{{{TOOL}}}}}", "A")],
         "s", min=0), 8)  # fmt: skip
 
+    lay.row("Cold start")
+    first = f"sum by ({TOOL}, le) ({R_FIRST_CALL_BUCKET}{{{TOOL_SEL}}})"
+    lay.add(timeseries(
+        "First call vs steady state p95",
+        "p95 duration of the first call of each tool in a process (agentrel.tool.first_call."
+        "duration: one per tool per process, processes of the last "
+        f"{knobs.COLD_START_WINDOW} included) beside the p95 of all its calls "
+        "(gen_ai.execute_tool.duration, last 5m). LLM clients and fallback chains have a "
+        "first-call line only.",
+        [target(f"histogram_quantile(0.95, {first})", f"{{{{{TOOL}}}}} first call p95", "A"),
+         target(f"histogram_quantile(0.95, sum by ({TOOL}, le) "
+                f"({R_DURATION_BUCKET}{{{TOOL_SEL}}}))", f"{{{{{TOOL}}}}} steady p95", "B")],
+        "s", min=0), 12)  # fmt: skip
+    lay.add(timeseries(
+        "First calls seen",
+        "Processes whose first call of the tool is in the p95 beside it (last "
+        f"{knobs.COLD_START_WINDOW}): a p95 of a few cold starts is close to their maximum.",
+        [target(f'sum by ({TOOL}) ({R_FIRST_CALL_BUCKET}{{{TOOL_SEL}, le="+Inf"}})',
+                f"{{{{{TOOL}}}}}", "A")],
+        "short", min=0, decimals=0), 12)  # fmt: skip
+
     lay.row("Side effects and run context")
     lay.add(timeseries(
         "Unsafe retries",
@@ -90,6 +112,7 @@ def tools() -> dict[str, Any]:
         "reqps", stack=True), 12)  # fmt: skip
     return dashboard(
         "agentrel-tools", "agentrel / Tools",
-        "Per tool: attempts per call, absorbed vs surfaced failures, duration, retry delay.",
+        "Per tool: attempts per call, absorbed vs surfaced failures, duration, retry delay, "
+        "cold starts.",
         lay,
     )  # fmt: skip

@@ -65,6 +65,16 @@ class _Stop:
         self.event.set()
 
 
+def restart_replica() -> None:
+    """Simulate a replica restart (a deploy): every tool is cold again, and agentrel, like a
+    new process, has seen no first call yet."""
+    from .. import _coldstart
+    from . import fleet as fleet_mod
+
+    _coldstart.forget()
+    fleet_mod.restart()
+
+
 def run(
     *,
     scenario: str,
@@ -86,6 +96,7 @@ def run(
             prometheus_port=port,
             prometheus_addr=host,
             cohorts=fleet_mod.COHORTS,
+            prices=fleet_mod.PRICES,
         )
     except OSError as exc:
         print(
@@ -130,6 +141,8 @@ def run(
             if due > now:
                 stop.event.wait(min(due, next_refresh) - now)
                 continue
+            if done and done % fleet_mod.RESTART_EVERY == 0:
+                restart_replica()
             fleet.run(done)
             done += 1
         progress = Progress(scenario, seed, rate, done, total, server.url)

@@ -20,12 +20,19 @@ the first to degrade. Nothing here sleeps or reads the clock: each run draws fro
 ``random.Random`` seeded with (seed, run index), so the same seed gives the same numbers at any
 speed. The figures the demo prints are read back from the metrics (see ``readout.py``), never
 counted here.
+
+Spend: the answer models are priced with ``PRICES`` (their list prices, given explicitly so the
+dollar figures do not depend on the installed price table); the planner is an in-house
+fine-tune with no public price, so its tokens are counted as unpriced. Cold starts: the first
+call of each tool after a (simulated) replica start waits ``COLD_START_SECONDS`` for its
+connection pool, index or client to warm up: the only sleep, it changes latencies, never counts.
 """
 
 from __future__ import annotations
 
 import functools
 import random
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -65,7 +72,7 @@ LOOKUP_ATTEMPTS = 12  # tenacity's stop_after_attempt for lookup_order
 TIMEOUT_SHARE = 0.85  # of the primary model's failures, timeouts (billed) rather than 429s
 
 # Models (simulated; the names only label the metrics).
-PLANNER_MODEL = "gpt-4o-mini"
+PLANNER_MODEL = "support-planner-ft"  # in-house fine-tune: no list price (unpriced tokens)
 PRIMARY_MODEL = "gpt-4o"
 SECONDARY_MODEL = "claude-3-5-haiku"
 #: call names of the answer chain's tiers, as they appear in ``gen_ai_tool_name``
@@ -75,6 +82,36 @@ TIER_CALLS = {
     "cached_answer": "cached_answer",
 }
 TIERS = tuple(TIER_CALLS)
+
+#: $/Mtok (input, output, cached input): the answer models' list prices, for ``configure``.
+PRICES = {PRIMARY_MODEL: (2.5, 10, 1.25), SECONDARY_MODEL: (0.8, 4, 0.08)}
+
+#: Seconds the first call of each tool waits after a replica start (pools, indexes, clients).
+COLD_START_SECONDS = {
+    "search_kb": 0.12,
+    "lookup_order": 0.08,
+    "issue_refund": 0.06,
+    "agent_turn": 0.1,
+    "primary_model": 0.12,
+    "secondary_model": 0.08,
+    "cached_answer": 0.04,
+}
+#: the demo restarts its simulated replica every this many runs (a deploy: see ``restart``).
+RESTART_EVERY = 600
+_warm: set[str] = set()
+
+
+def _cold_start(name: str) -> None:
+    """The first call of ``name`` since the last (simulated) start warms up: it waits."""
+    if name not in _warm:
+        _warm.add(name)
+        time.sleep(COLD_START_SECONDS[name])
+
+
+def restart() -> None:
+    """A simulated replica restart: every tool is cold again (``agentrel demo`` also makes
+    agentrel forget its first calls, as a new process would)."""
+    _warm.clear()
 
 
 @dataclass(frozen=True)
@@ -186,6 +223,7 @@ def _error_result(result: object) -> bool:
 @agentrel.tool(system="knowledge-base", owner="support-platform", failure_when=_error_result)
 def search_kb(query: str) -> dict[str, Any]:
     """Search the help-centre articles."""
+    _cold_start("search_kb")
     sim = _sim()
     if sim.fails(sim.scenario.search_timeout):
         raise TimeoutError("knowledge base did not answer within 5 s")
@@ -215,6 +253,7 @@ def _retrying(fn: Callable[..., Any]) -> Callable[..., Any]:
 @_retrying
 def lookup_order(order_id: str) -> dict[str, Any]:
     """Look up an order, its items and its payment."""
+    _cold_start("lookup_order")
     sim = _sim()
     if sim.fails(sim.scenario.lookup_rate_limited):
         raise RateLimitError("429 Too Many Requests")
@@ -226,6 +265,7 @@ def lookup_order(order_id: str) -> dict[str, Any]:
 @agentrel.tool(system="stripe", idempotent=False, reversible=False, owner="payments-oncall")
 def issue_refund(order_id: str, amount_cents: int) -> dict[str, Any]:
     """Refund an order through the payment provider."""
+    _cold_start("issue_refund")
     sim = _sim()
     if sim.fails(sim.scenario.refund_timeout):
         # The worst kind: the refund may have gone through; the agent will try again.
@@ -248,6 +288,7 @@ def agent_turn(tool: str, context: int, order_id: str) -> Any:
 
     The tool runs inside the turn, so when it raises, the turn's tokens are wasted with it.
     """
+    _cold_start("agent_turn")
     sim = _sim()
     agentrel.record_tokens(input=sim.tokens(int(context * TURN_INPUT)), output=sim.tokens(80))
     return _run_tool(tool, order_id)
@@ -256,6 +297,7 @@ def agent_turn(tool: str, context: int, order_id: str) -> Any:
 @agentrel.llm(model=PRIMARY_MODEL, provider="openai")
 def primary_model(prompt: int) -> Answer:
     """The primary model writes the answer (times out on long contexts, answers 429)."""
+    _cold_start("primary_model")
     sim = _sim()
     if sim.fails(sim.scenario.primary_fail):
         if sim.rng.random() >= TIMEOUT_SHARE:
@@ -270,6 +312,7 @@ def primary_model(prompt: int) -> Answer:
 @agentrel.llm(model=SECONDARY_MODEL, provider="anthropic")
 def secondary_model(prompt: int) -> Answer:
     """The secondary model, from another provider."""
+    _cold_start("secondary_model")
     sim = _sim()
     if sim.fails(sim.scenario.secondary_fail):
         agentrel.record_tokens(input=sim.tokens(prompt), output=sim.tokens(ANSWER_OUTPUT // 4))
@@ -281,6 +324,7 @@ def secondary_model(prompt: int) -> Answer:
 @agentrel.tool(system="redis", owner="support-platform")
 def cached_answer(prompt: int) -> Answer:
     """A canned answer for the request's topic, from the answer cache."""
+    _cold_start("cached_answer")
     sim = _sim()
     if sim.rng.random() < sim.scenario.cache_miss:
         raise LookupError("no cached answer for this topic")

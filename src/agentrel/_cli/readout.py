@@ -31,6 +31,9 @@ _TOKENS = cat.TOKENS.prometheus_name
 _FALLBACKS = cat.FALLBACKS.prometheus_name
 _UNSAFE = cat.UNSAFE_RETRIES.prometheus_name
 _DELAY = cat.RETRY_DELAY.prometheus_name
+_COST = cat.COST.prometheus_name
+_UNPRICED = cat.UNPRICED_TOKENS.prometheus_name
+_FIRST_CALL = cat.FIRST_CALL_DURATION.prometheus_name
 
 
 def quantile_bound(q: float, buckets: Mapping[float, float]) -> float | None:
@@ -64,6 +67,8 @@ class Group:
     designed: float = 0.0
     depth_buckets: dict[float, float] = field(default_factory=dict)
     tokens: dict[str, float] = field(default_factory=lambda: dict.fromkeys(cat.DISPOSITIONS, 0.0))
+    #: US dollars by disposition (priced models only)
+    cost: dict[str, float] = field(default_factory=lambda: dict.fromkeys(cat.DISPOSITIONS, 0.0))
 
     @property
     def total(self) -> float:
@@ -105,6 +110,16 @@ class Group:
         useful = self.tokens[cat.USEFUL]
         return self.all_tokens / useful if useful else None
 
+    @property
+    def spend(self) -> float:
+        return sum(self.cost.values())
+
+    @property
+    def wasted_spend_share(self) -> float | None:
+        """Wasted dollars ÷ all dollars (of priced models)."""
+        spend = self.spend
+        return self.cost[cat.WASTED] / spend if spend else None
+
     def depth_quantile(self, q: float) -> float | None:
         return quantile_bound(q, self.depth_buckets)
 
@@ -126,6 +141,10 @@ class Readout:
     unsafe_retries: dict[str, float] = field(default_factory=dict)
     delay_count: float = 0.0
     delay_sum: float = 0.0
+    #: tokens of models with no known price
+    unpriced_tokens: float = 0.0
+    #: first calls (cold starts) recorded, by tool
+    first_calls: dict[str, float] = field(default_factory=dict)
     #: metric family names present (for the test that every catalogue metric is served)
     families: set[str] = field(default_factory=set)
 
@@ -181,6 +200,15 @@ class Readout:
             disposition = get(DISPOSITION, "")
             for g in (self.fleet, self.cohort(get(COHORT, ""))):
                 g.tokens[disposition] = g.tokens.get(disposition, 0.0) + value
+        elif name == _COST:
+            disposition = get(DISPOSITION, "")
+            for g in (self.fleet, self.cohort(get(COHORT, ""))):
+                g.cost[disposition] = g.cost.get(disposition, 0.0) + value
+        elif name == _UNPRICED:
+            self.unpriced_tokens += value
+        elif name == _FIRST_CALL + "_count":
+            tool = get(TOOL, "")
+            self.first_calls[tool] = self.first_calls.get(tool, 0.0) + value
         elif name == _FAILURES:
             absorbed = get(ABSORBED, "")
             self.failures[absorbed] = self.failures.get(absorbed, 0.0) + value

@@ -50,6 +50,10 @@ def times(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f}×"
 
 
+def dollars(x: float) -> str:
+    return f"${x:,.2f}" if abs(x) >= 100 else f"${x:,.4f}"
+
+
 def bound(x: float | None) -> str:
     return "—" if x is None else f"{x:g}"
 
@@ -94,6 +98,23 @@ def _outcomes_line(g: Group) -> str:
     return "  ".join(f"{names.get(o, o)} {pct(g.share(o))}" for o in cat.OUTCOMES)
 
 
+def _spend_line(r: Readout) -> str:
+    g = r.fleet
+    line = f"{dollars(g.spend)} ({dollars(g.cost[cat.WASTED])} wasted, {pct(g.wasted_spend_share)})"
+    if r.unpriced_tokens:
+        line += f"; {count(r.unpriced_tokens)} unpriced tokens not included"
+    return line
+
+
+def _cold_line(r: Readout) -> str:
+    if not r.first_calls:
+        return "none recorded"
+    firsts = round(sum(r.first_calls.values()))
+    starts = round(max(r.first_calls.values()))
+    plural = "s" if starts != 1 else ""
+    return f"{firsts:,} first calls of {len(r.first_calls)} tools ({starts} replica start{plural})"
+
+
 def classic_rows(r: Readout, p: Progress) -> list[tuple[str, str]]:
     g = r.fleet
     return [
@@ -127,6 +148,7 @@ def agentrel_rows(r: Readout, p: Progress) -> list[tuple[str, str]]:
             f"{times(g.amplification)} (1.00× = no waste): {count(wasted)} of "
             f"{count(g.all_tokens)} tokens wasted ({pct(wasted_share)})",
         ),
+        ("spend", _spend_line(r)),
         (
             "failures absorbed",
             f"{count(absorbed)} (one every {every}), surfaced {count(surfaced)}",
@@ -134,6 +156,7 @@ def agentrel_rows(r: Readout, p: Progress) -> list[tuple[str, str]]:
         ("answers served by", _tiers_line(r)),
         ("fallbacks", _fallbacks_line(r)),
         ("unsafe retries", _unsafe_line(r)),
+        ("cold starts", _cold_line(r)),
         (
             "backoff waits",
             f"{count(r.delay_count)} waits, {num(r.delay_sum)} s in total (computed, not slept)",
@@ -149,6 +172,8 @@ COHORT_HEADER = (
     "recovered",
     "attempts",
     "tokens",
+    "spend",
+    "wasted $",
     "depth p95",
 )
 
@@ -168,6 +193,8 @@ def cohort_rows(r: Readout) -> list[tuple[str, ...]]:
                 pct(g.share(cat.RECOVERED)),
                 times(g.attempt_ratio),
                 times(g.amplification),
+                dollars(g.spend),
+                pct(g.wasted_spend_share),
                 bound(g.depth_quantile(0.95)),
             )
         )
@@ -197,7 +224,7 @@ def summary_text(r: Readout, p: Progress) -> str:
     lines += ["", "What agentrel sees"]
     lines += [f"  {k:<21}{v}" for k, v in agentrel_rows(r, p)]
     lines += ["", "Per cohort"]
-    widths = (12, 7, 14, 8, 11, 10, 8, 11)
+    widths = (12, 7, 14, 8, 11, 10, 8, 11, 10, 11)
     table = [COHORT_HEADER, *cohort_rows(r)]
     for row in table:
         cells = [row[0].ljust(widths[0])]
