@@ -477,3 +477,70 @@ def test_example_prints_its_numbers() -> None:
         "tokens useful/wasted: 380/140",
         "amplification: 1.37",
     ]
+
+
+def test_agent_as_tool_is_a_run_of_its_own(cap: testing.Capture) -> None:
+    """Agent.as_tool: the sub-agent's run is its own; the outer run counts the tool call."""
+    sub = Agent(name="researcher", model=ScriptedModel([answer("found")]))
+    tool = sub.as_tool(tool_name="research", tool_description="Research a topic.")
+    model = ScriptedModel(
+        [ModelStep(output=[function_call("research", {"input": "q"}, call_id="c1")]), answer()]
+    )
+    Runner.run_sync(Agent(name="lead", model=model, tools=[tool]), "hi")
+    lead = cap.histogram("agentrel.run.attempts", {"gen_ai.agent.name": "lead"})
+    sub_runs = cap.histogram("agentrel.run.attempts", {"gen_ai.agent.name": "researcher"})
+    assert (lead.count, lead.sum, sub_runs.count, sub_runs.sum) == (1, 3, 1, 1)
+    (research,) = cap.spans("execute_tool research")
+    (sub_span,) = cap.spans("invoke_agent researcher")
+    assert sub_span.parent is not None and sub_span.parent.span_id == research.context.span_id
+
+
+def test_broken_telemetry_never_breaks_the_run(
+    cap: testing.Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing telemetry step is counted and logged, the run's result is untouched."""
+
+    def broken(tool: Any) -> Any:
+        raise RuntimeError("telemetry bug")
+
+    monkeypatch.setattr(openai_agents, "_tool_spec", broken)
+    model = ScriptedModel([call("c1"), call("c2"), answer()])
+    result = Runner.run_sync(Agent(name="a", model=model, tools=[flaky(1)]), "hi")
+    assert result.final_output == "done"
+    assert agentrel.telemetry_errors() == {"openai_agents.tool": 2}
+
+
+def test_invalid_arguments_from_the_model_are_a_failed_call(cap: testing.Capture) -> None:
+    model = ScriptedModel([call("c1", city=3), call("c2"), answer()])  # 3 is not a string
+    with agentrel.run("app") as run:
+        Runner.run_sync(Agent(name="a", model=model, tools=[flaky(0)]), "hi")
+    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 1, 5)
+    assert cap.counter("agentrel.tool.failures", {"error.type": "ModelBehaviorError"}) == 1
+
+
+def test_no_failure_function_fails_the_run(cap: testing.Capture) -> None:
+    @function_tool(failure_error_function=None)
+    def lookup(city: str) -> str:
+        """Look up."""
+        raise KeyError(city)
+
+    model = ScriptedModel([call("c1")])
+    with pytest.raises(Exception) as info, agentrel.run("app") as run:
+        Runner.run_sync(Agent(name="a", model=model, tools=[lookup]), "hi")
+    assert type(info.value).__name__ == "UserError"
+    assert (run.outcome, run.retry_depth, run.attempts) == ("failed", 1, 2)
+    assert cap.counter("agentrel.tool.failures", {"error.type": "KeyError"}) == 1
+
+
+def test_tool_timeout_message_is_a_failed_attempt(cap: testing.Capture) -> None:
+    @function_tool(timeout=0.05)
+    async def slow(city: str) -> str:
+        """Slow."""
+        await asyncio.sleep(5)
+        return "late"
+
+    model = ScriptedModel([call("c1", "slow"), answer()])
+    with agentrel.run("app") as run:
+        Runner.run_sync(Agent(name="a", model=model, tools=[slow]), "hi")
+    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 1, 3)
+    assert cap.counter("agentrel.tool.failures", {"error.type": "ToolTimeoutError"}) == 1
