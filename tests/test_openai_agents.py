@@ -288,6 +288,9 @@ def test_streamed_run_cancelled(cap: testing.Capture) -> None:
     (run_span,) = cap.spans("invoke_agent c")
     assert run_span.attributes["agentrel.outcome"] == "failed"
     assert run_span.attributes["error.type"] == "CancelledError"
+    # the tool cut off by the cancellation is a failed attempt of its own
+    assert run_span.attributes["agentrel.run.retry_depth"] == 1
+    assert cap.counter("agentrel.tool.failures", {"gen_ai.tool.name": "slow"}) == 1
 
 
 SCHEMA_FIELDS = ("name", "description", "params_json_schema", "strict_json_schema")
@@ -544,3 +547,26 @@ def test_tool_timeout_message_is_a_failed_attempt(cap: testing.Capture) -> None:
         Runner.run_sync(Agent(name="a", model=model, tools=[slow]), "hi")
     assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 1, 3)
     assert cap.counter("agentrel.tool.failures", {"error.type": "ToolTimeoutError"}) == 1
+
+
+def test_parallel_input_guardrail_cancels_the_model_request(cap: testing.Capture) -> None:
+    """run_in_parallel=True (the default): the tripwire makes the SDK cancel the model request
+    running beside it, and that request is a failed attempt (CancelledError)."""
+
+    @input_guardrail
+    async def block(ctx: Any, agent: Any, inp: Any) -> GuardrailFunctionOutput:
+        await asyncio.sleep(0.05)  # the model request (5 s) is under way by then
+        return GuardrailFunctionOutput(output_info=None, tripwire_triggered=True)
+
+    class Slow(ScriptedModel):
+        async def get_response(self, *args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(5)
+            return await super().get_response(*args, **kwargs)
+
+    agent = Agent(name="g", model=Slow([answer()]), input_guardrails=[block])
+    with pytest.raises(InputGuardrailTripwireTriggered):
+        Runner.run_sync(agent, "hi")
+    (span,) = cap.spans("invoke_agent g")
+    assert span.attributes["agentrel.outcome"] == "failed"
+    assert span.attributes["agentrel.run.retry_depth"] == 1
+    assert cap.counter("agentrel.tool.failures", {"error.type": "CancelledError"}) == 1
