@@ -570,3 +570,16 @@ def test_parallel_input_guardrail_cancels_the_model_request(cap: testing.Capture
     assert span.attributes["agentrel.outcome"] == "failed"
     assert span.attributes["agentrel.run.retry_depth"] == 1
     assert cap.counter("agentrel.tool.failures", {"error.type": "CancelledError"}) == 1
+
+
+def test_module_imports_without_the_sdk() -> None:
+    """The SDK is imported by instrument() only."""
+    code = (
+        "import sys; sys.modules['agents'] = None\n"
+        "from agentrel.integrations import openai_agents as oa\n"
+        "assert not oa.instrumented()\n"
+        "try:\n    oa.instrument()\nexcept ImportError:\n    print('lazy')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "lazy"
