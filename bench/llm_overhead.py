@@ -130,6 +130,43 @@ def handwritten(
     return call
 
 
+def bench_pricing(oa: Callable[[], Any], an: Callable[[], Any], rounds: int, calls: int) -> None:
+    """The same instrumented call with pricing on and off (a fixed price table, so the price
+    lookup is the cached dict hit it is in steady state), in a run and outside any run."""
+    from agentrel import _cost
+
+    _cost.set_prices(*_cost.validate({"gpt-4o": (2.5, 10, 1.25), "claude-mock-1": (1, 5, 0.1)}))
+
+    def toggled(fn: Callable[[], Any], on: bool) -> Callable[[], Any]:
+        def call() -> Any:
+            _cost.ENABLED = on
+            return fn()
+
+        return call
+
+    labels = ("off", "on")
+    for name, fn in (("openai chat.completions", oa), ("anthropic messages", an)):
+        measure(name + " (run)", toggled(fn, False), toggled(fn, True), rounds, calls, True, labels)
+        measure(name, toggled(fn, False), toggled(fn, True), rounds, calls, False, labels)
+    # The pricing work itself, for one LLM call's tokens (the ratios above are within the
+    # noise of a shared machine): Decimal cost, attributes, and the counter add.
+    tokens = {("gpt-4o", "input"): 100, ("gpt-4o", "output"): 50}
+    n = 20_000
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(n):
+            spent, _unpriced = _cost.amounts("bench", "none", tokens, None)
+            for dollars, attrs in spent:
+                T.cost.add(dollars, attrs)
+        times.append((time.perf_counter() - start) / n)
+    print(
+        f"{'pricing one call (amounts + counter add)':<28} "
+        f"{statistics.median(times) * 1e6:8.2f} µs per LLM call (median of {rounds} rounds)"
+    )
+    _cost.reset()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
@@ -209,6 +246,8 @@ def main() -> None:
             args.rounds,
             args.calls,
         )
+        print("-- pricing (issue 13): agentrel.cost on ÷ off, same instrumented client")
+        bench_pricing(oa(oa_inst), an(an_inst), args.rounds, args.calls)
     print("-- unconfigured (no provider), outside any run: the fast path")
     measure("openai chat.completions", oa(oa_bare), oa(oa_inst), args.rounds, args.calls, run=False)
     print("target: instrumented ÷ bare <= 1.15 (the first section)")

@@ -254,10 +254,19 @@ def run_cost(run: Any, wasted_only: bool) -> float | None:
     return float(figures[1] if wasted_only else figures[0])
 
 
+#: (useful, wasted, (all, wasted) dollars) of the last ``amounts``: the run's span reuses them
+#: (matched by identity, so concurrent runs can only miss it, never read another's figures).
+_last: tuple[Any, Any, tuple[Decimal, Decimal]] | None = None
+
+
 def span_attrs(attrs: dict[str, Any], useful: Tokens, wasted: Tokens) -> None:
     """``agentrel.run.cost_usd`` / ``agentrel.run.wasted_cost_usd`` on a finished run's span."""
     try:
-        figures = usd(useful, wasted)
+        last = _last
+        if last is not None and last[0] is useful and last[1] is wasted:
+            figures: tuple[Decimal, Decimal] | None = last[2]  # computed by amounts()
+        else:
+            figures = usd(useful, wasted)
         if figures is not None:
             attrs["agentrel.run.cost_usd"] = float(figures[0])
             attrs["agentrel.run.wasted_cost_usd"] = float(figures[1])
@@ -274,12 +283,15 @@ def amounts(
     """What ``agentrel.cost`` and ``agentrel.cost.unpriced_tokens`` get for tokens that just got
     their disposition: (dollars, attributes) and (unpriced tokens, attributes); ``_record``
     records them next to ``agentrel.tokens``."""
+    global _last
+    sums = {cat.USEFUL: _ZERO, cat.WASTED: _ZERO}
     spent: list[tuple[float, dict[str, str]]] = []
     unpriced_out: list[tuple[int, dict[str, str]]] = []
     for disposition, tokens in ((cat.USEFUL, useful), (cat.WASTED, wasted)):
         if not tokens:
             continue
         dollars, unpriced = cost(tokens)
+        sums[disposition] = sum(dollars.values(), _ZERO)
         for model, amount in dollars.items():
             key = (agent, cohort, model, disposition)
             attrs = _attr_cache.get(key)
@@ -301,6 +313,7 @@ def amounts(
                 if len(_unpriced_attrs) < _RESOLVED_MAX:
                     _unpriced_attrs[model] = uattrs
             unpriced_out.append((n, uattrs))
+    _last = (useful, wasted, (sums[cat.USEFUL] + sums[cat.WASTED], sums[cat.WASTED]))
     return spent, unpriced_out
 
 
