@@ -279,3 +279,29 @@ def test_an_endpoint_down_keeps_shutdown_and_exit_bounded(where: str) -> None:
     finally:
         if sink is not None:
             sink.close()
+
+
+def test_interpreter_exit_with_a_black_hole_is_bounded() -> None:
+    """No shutdown() called: the process still exits (agentrel's exit hook bounds the flush),
+    with the run's figures printed first."""
+    with OtlpSink(mode="blackhole") as sink:
+        code = textwrap.dedent(
+            """
+            import sys, agentrel
+            agentrel.configure(otlp_endpoint=sys.argv[1])
+
+            @agentrel.tool
+            def t():
+                return 1
+
+            with agentrel.run("r") as run:
+                t()
+            print(run.attempts, run.outcome)
+            """
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code, sink.endpoint], capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "success"]
