@@ -11,12 +11,13 @@ import ipaddress
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from opentelemetry import metrics, trace
 
-from ._runtime import T
+from ._runtime import T, telemetry_error
 
 logger = logging.getLogger("agentrel")
 
@@ -41,6 +42,9 @@ class Configuration:
         self.prometheus_registry: Any = None
         self.otlp_endpoint: str | None = None
         self._shutdown = False
+        # -- per process (multi-worker): what a forked child rebuilds, see _after_fork_in_child
+        self._collector: Any = None
+        self._rebuild: dict[str, Any] | None = None
 
     @property
     def prometheus_url(self) -> str | None:
@@ -107,6 +111,23 @@ class Configuration:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def _validate_port_range(prometheus_port: int | None, prometheus_port_range: object) -> None:
+    if isinstance(prometheus_port_range, bool) or not isinstance(prometheus_port_range, int):
+        raise TypeError(f"prometheus_port_range must be an int, got {prometheus_port_range!r}")
+    if prometheus_port_range < 1:
+        raise ValueError(f"prometheus_port_range must be >= 1, got {prometheus_port_range}")
+    if prometheus_port_range > 1:
+        if not prometheus_port:
+            raise ValueError(
+                "prometheus_port_range needs a fixed first port: prometheus_port=9464 (say)"
+            )
+        if prometheus_port + prometheus_port_range - 1 > 65535:
+            raise ValueError(
+                f"prometheus_port_range={prometheus_port_range} from port {prometheus_port} "
+                "goes past 65535"
+            )
 
 
 def _validate(
@@ -186,10 +207,24 @@ def _otlp_exporters(endpoint: str | None) -> tuple[Any, Any]:
     )
 
 
+def _resource(service_name: str | None) -> Any:
+    """The resource agentrel's providers carry. ``service.instance.id`` is a fresh UUID per
+    process (OTLP push from several workers must not merge them), unless the application set
+    one (``OTEL_RESOURCE_ATTRIBUTES``)."""
+    from opentelemetry.sdk.resources import Resource
+
+    attrs: dict[str, Any] = {"service.name": service_name} if service_name else {}
+    resource = Resource.create(attrs)
+    if "service.instance.id" not in resource.attributes:
+        resource = resource.merge(Resource({"service.instance.id": str(uuid.uuid4())}))
+    return resource
+
+
 def configure(
     *,
     service_name: str | None = None,
     prometheus_port: int | None = None,
+    prometheus_port_range: int = 1,
     prometheus_addr: str = "127.0.0.1",
     prometheus: bool = False,
     otlp_endpoint: str | None = None,
@@ -204,6 +239,12 @@ def configure(
 
     * ``prometheus_port``: serve ``/metrics`` (OpenMetrics with exemplars) on
       ``prometheus_addr`` (127.0.0.1 unless you choose otherwise; 0 picks a free port).
+    * ``prometheus_port_range``: several worker processes on one host: each binds the first
+      free port of ``prometheus_port .. prometheus_port + prometheus_port_range - 1``; scrape
+      them all. A port that cannot be bound is never an exception: it is logged once, counted
+      in ``telemetry_errors()["prometheus.endpoint"]``, and the process records without an
+      endpoint. Safe across ``os.fork()`` (gunicorn ``--preload``): a forked child starts from
+      zero with an endpoint and a ``service.instance.id`` of its own.
     * ``prometheus=True``: collect for Prometheus without a listener of agentrel's own; serve
       ``Configuration.prometheus_registry`` from your web app instead.
     * ``otlp_endpoint``: push spans and metrics over OTLP; ``OTEL_EXPORTER_OTLP_ENDPOINT`` (and
@@ -241,6 +282,7 @@ def configure(
         tracer_provider,
         meter_provider,
     )
+    _validate_port_range(prometheus_port, prometheus_port_range)
     with _lock:
         if _current is not None:
             logger.warning(
@@ -262,6 +304,13 @@ def configure(
             T.inject(tracer_provider, meter_provider)
         endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
         cfg.otlp_endpoint = endpoint
+        cfg._rebuild = {
+            "service_name": service_name,
+            "port": prometheus_port,
+            "count": prometheus_port_range,
+            "addr": prometheus_addr,
+            "otlp_arg": otlp_endpoint,
+        }
         _setup(
             cfg, service_name, prometheus_port, prometheus_addr, prometheus, otlp_endpoint, endpoint
         )
@@ -272,6 +321,7 @@ def configure(
         if tracer_provider is None and meter_provider is None:
             T.refresh()
         _current = cfg
+        _register_fork_hook()
         if cfg.owns_meter_provider or cfg.owns_tracer_provider:
             # One bounded flush at exit instead of the SDK's own, which waits for the
             # exporters' whole retry budget when a collector is unreachable.
@@ -290,13 +340,14 @@ def _setup(
 ) -> None:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
-    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from ._prometheus import MetricsServer, registry_for
+    from ._prometheus import make_registry
 
-    resource = Resource.create({"service.name": service_name} if service_name else {})
+    resource = _resource(service_name)
+    if cfg._rebuild is not None:
+        cfg._rebuild["resource"] = resource
     span_exporter = metric_exporter = None
     if endpoint:
         span_exporter, metric_exporter = _otlp_exporters(otlp_arg)
@@ -319,15 +370,13 @@ def _setup(
             reader = InMemoryMetricReader()
             readers.append(reader)
         if metric_exporter is not None:
-            readers.append(PeriodicExportingMetricReader(metric_exporter))
+            readers.append(PeriodicExportingMetricReader(_this_process_only(metric_exporter)))
         if readers:
             mp = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
             if reader is not None:
-                cfg.prometheus_registry = registry_for(reader)
+                cfg.prometheus_registry, cfg._collector = make_registry(reader)
                 if prometheus_port is not None:
-                    cfg.metrics_server = MetricsServer(
-                        cfg.prometheus_registry, prometheus_addr, prometheus_port
-                    )
+                    _start_endpoint(cfg)
             metrics.set_meter_provider(mp)
             cfg.meter_provider = mp
             cfg.owns_meter_provider = True
@@ -342,6 +391,122 @@ def _setup(
         trace.set_tracer_provider(tp)
         cfg.tracer_provider = tp
         cfg.owns_tracer_provider = True
+
+
+# -- several workers: the endpoint's port range, and os.fork() -----------------------------------
+def _start_endpoint(cfg: Configuration) -> None:
+    """Bind the first free port of the configured range; a failure is reported, not raised."""
+    from ._prometheus import MetricsServer
+
+    r = cfg._rebuild or {}
+    try:
+        cfg.metrics_server = MetricsServer(
+            cfg.prometheus_registry, r["addr"], r["port"], r.get("count", 1)
+        )
+    except Exception as exc:  # PortsInUse, or any other bind failure: never into the host
+        cfg.metrics_server = None
+        telemetry_error("prometheus.endpoint", exc)
+
+
+def _this_process_only(inner: Any) -> Any:
+    """A metric exporter that exports only from the process that created it.
+
+    After ``os.fork()`` the SDK restarts the parent's periodic reader in the child; exporting
+    the parent's cumulative points from every child would count them once per worker. The
+    child exports through a provider of its own instead (``_after_fork_in_child``)."""
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+
+    class ThisProcessOnly(MetricExporter):
+        def __init__(self) -> None:
+            super().__init__(
+                preferred_temporality=getattr(inner, "_preferred_temporality", None),
+                preferred_aggregation=getattr(inner, "_preferred_aggregation", None),
+            )
+            self.inner = inner
+            self.pid = os.getpid()
+
+        def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
+            if os.getpid() != self.pid:
+                return MetricExportResult.SUCCESS
+            return inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            if os.getpid() != self.pid:
+                return True
+            return bool(inner.force_flush(timeout_millis=timeout_millis))
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            if os.getpid() == self.pid:
+                inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+    return ThisProcessOnly()
+
+
+def _after_fork_in_child() -> None:
+    """``os.register_at_fork(after_in_child=...)``: make the live configuration this process's.
+
+    The child inherits the parent's meter provider (holding the parent's values so far), a copy
+    of its listening socket (served by a thread that exists only in the parent) and its
+    ``service.instance.id``. It gets a fresh meter provider with the same readers, a new
+    instance id and an endpoint from the port range; agentrel's hot-path instruments are
+    rebound to it (``_rebind_telemetry``). The parent is untouched and keeps serving its own.
+    """
+    global _lock
+    _lock = threading.Lock()  # a thread of the parent may have held it at fork time
+    cfg = _current
+    if cfg is None or cfg._shutdown or not cfg.owns_meter_provider:
+        return
+    try:
+        if cfg.metrics_server is not None:
+            server, cfg.metrics_server = cfg.metrics_server, None
+            server.abandon()
+        mp = _child_meter_provider(cfg)
+        cfg.meter_provider = mp
+        _rebind_telemetry(cfg.tracer_provider, mp)
+        if cfg._rebuild is not None and cfg._rebuild.get("port") is not None:
+            _start_endpoint(cfg)
+    except Exception as exc:
+        telemetry_error("configure.after_fork", exc)
+
+
+def _child_meter_provider(cfg: Configuration) -> Any:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+
+    r = cfg._rebuild or {}
+    readers: list[Any] = []
+    if cfg._collector is not None:
+        reader = InMemoryMetricReader()
+        cfg._collector.use_reader(reader)
+        readers.append(reader)
+    if cfg.otlp_endpoint:
+        exporter = _otlp_exporters(r.get("otlp_arg"))[1]
+        readers.append(PeriodicExportingMetricReader(_this_process_only(exporter)))
+    # The parent's resource with a new instance id (no resource detectors: they run in a
+    # thread pool, which is not to be used inside an at-fork hook).
+    from opentelemetry.sdk.resources import Resource
+
+    resource = r["resource"].merge(Resource({"service.instance.id": str(uuid.uuid4())}))
+    return MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
+
+
+def _rebind_telemetry(tracer_provider: Any, meter_provider: Any) -> None:
+    """Point the hot-path telemetry object (``_runtime.T``) at these providers. The global
+    meter provider cannot be set twice, so a forked child's own provider is injected."""
+    T.inject(tracer_provider, meter_provider)
+
+
+_fork_hook_registered = False
+
+
+def _register_fork_hook() -> None:
+    """Register ``_after_fork_in_child`` once, at the end of the first ``configure()``: hooks
+    run in registration order, so the SDK's and ``concurrent.futures``' own (imported by
+    ``configure()``) have re-initialised their locks when ours runs."""
+    global _fork_hook_registered
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook_registered = True
 
 
 def current_configuration() -> Configuration | None:

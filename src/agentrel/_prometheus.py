@@ -60,12 +60,21 @@ class OpenTelemetryCollector(Collector):
 
     def __init__(self, reader: InMemoryMetricReader) -> None:
         self._reader = reader
+        self._init_state()
+
+    def _init_state(self) -> None:
         # The SDK hands each exemplar out once (its reservoir resets at every collection), but
         # an endpoint has several readers: HA Prometheus pairs, an app's own readout. Keep the
         # latest exemplar per series and bucket, so every scrape sees it. Bounded by the
         # series count times the bucket count.
         self._exemplars: dict[tuple[str, frozenset[tuple[str, str]]], dict[int, Exemplar]] = {}
         self._lock = threading.Lock()
+
+    def use_reader(self, reader: InMemoryMetricReader) -> None:
+        """Serve ``reader`` from now on, with fresh state (a forked child's own reader: the
+        lock may have been held by a scrape thread that does not exist in the child)."""
+        self._reader = reader
+        self._init_state()
 
     def collect(self) -> Iterable[PromMetric]:
         try:
@@ -173,21 +182,58 @@ def _histogram_samples(
 
 def registry_for(reader: InMemoryMetricReader) -> CollectorRegistry:
     """A prometheus_client registry that serves ``reader``'s metrics at scrape time."""
+    return make_registry(reader)[0]
+
+
+def make_registry(
+    reader: InMemoryMetricReader,
+) -> tuple[CollectorRegistry, OpenTelemetryCollector]:
+    """``registry_for`` that also returns the collector (to switch readers after a fork)."""
+    collector = OpenTelemetryCollector(reader)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(OpenTelemetryCollector(reader))
-    return registry
+    registry.register(collector)
+    return registry, collector
+
+
+class PortsInUse(OSError):
+    """No port of the requested range could be bound. Never raised into the application:
+    ``configure()`` counts it in ``telemetry_errors()`` and logs it once, with what to do."""
 
 
 class MetricsServer:
-    """A running ``/metrics`` endpoint; ``shutdown()`` stops it."""
+    """A running ``/metrics`` endpoint; ``shutdown()`` stops it.
 
-    def __init__(self, registry: CollectorRegistry, addr: str, port: int) -> None:
+    ``count`` > 1 tries ``port``, ``port + 1``, ... ``port + count - 1`` and binds the first
+    that is free (one port per worker process on one host); :class:`PortsInUse` if none is.
+    """
+
+    def __init__(self, registry: CollectorRegistry, addr: str, port: int, count: int = 1) -> None:
         from prometheus_client import start_http_server
 
         self.registry = registry
-        server, self._thread = start_http_server(port, addr, registry=self.registry)
-        self._server: Any = server
         self.addr = addr
+        last_error: OSError | None = None
+        for candidate in range(port, port + max(count, 1)):
+            try:
+                server, self._thread = start_http_server(candidate, addr, registry=self.registry)
+            except OSError as exc:
+                last_error = exc
+                continue
+            break
+        else:
+            last = port + max(count, 1) - 1
+            ports = f"port {port}" if last == port else f"ports {port}..{last}"
+            raise PortsInUse(
+                f"agentrel cannot serve /metrics: {addr} {ports} "
+                f"{'is' if last == port else 'are all'} unavailable ({last_error}). This process "
+                "keeps recording its runs (Configuration.prometheus_registry holds them) but "
+                "serves no /metrics endpoint of its own. Several processes on one host (gunicorn "
+                f"or uvicorn workers)? Give each its own port: configure(prometheus_port={port}, "
+                "prometheus_port_range=N) with N at least the number of processes (one more "
+                "with gunicorn --preload) and let Prometheus scrape every port of the range, or "
+                "push OTLP; see 'Several workers' in docs/operations.md."
+            ) from None
+        self._server: Any = server
         self.port: int = server.server_address[1]
         self._lock = threading.Lock()
 
@@ -204,3 +250,11 @@ class MetricsServer:
         server.shutdown()
         server.server_close()
         self._thread.join(timeout=5)
+
+    def abandon(self) -> None:
+        """In a forked child: close this process's copy of the parent's listening socket.
+        The serving thread exists only in the parent, which keeps serving; ``shutdown()``
+        would wait for a thread that is not there."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.server_close()
