@@ -218,6 +218,144 @@ def test_configure_before_fork_each_process_serves_its_own() -> None:
     ]
 
 
+class OTLPReceiver:
+    """An OTLP/HTTP metrics receiver on 127.0.0.1 that keeps every decoded request."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+            ExportMetricsServiceRequest,
+        )
+
+        self.requests: list[Any] = []
+        received = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path == "/v1/metrics":
+                    received.append(ExportMetricsServiceRequest.FromString(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def runs_by_instance(self) -> dict[str, list[int]]:
+        """Every cumulative run count pushed, per service.instance.id, in arrival order."""
+        out: dict[str, list[int]] = collections.defaultdict(list)
+        for req in list(self.requests):
+            for rm in req.resource_metrics:
+                attrs = {a.key: a.value.string_value for a in rm.resource.attributes}
+                for sm in rm.scope_metrics:
+                    for m in sm.metrics:
+                        if m.name == "agentrel.run.retry_depth":
+                            n = sum(dp.count for dp in m.histogram.data_points)
+                            out[attrs["service.instance.id"]].append(n)
+        return dict(out)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_otlp_push_across_fork_one_instance_per_process() -> None:
+    """OTLP push, configure() before a real fork: the child pushes its own run under a
+    service.instance.id of its own; the parent's instance only ever carries the parent's runs
+    (the child never re-exports the parent's points, though the SDK restarts the parent's
+    periodic reader in it). Exports every 100 ms, so a stale reader in the child would push."""
+    receiver = OTLPReceiver()
+    try:
+        out = run_py(
+            f"""
+        import os, time, agentrel
+
+        @agentrel.tool
+        def t():
+            return 1
+
+        cfg = agentrel.configure(service_name="w", otlp_endpoint="{receiver.url}")
+        for _ in range(2):
+            with agentrel.run("pre"):
+                t()
+        pid = os.fork()
+        if pid == 0:
+            with agentrel.run("child"):
+                t()
+            time.sleep(1.0)  # ten export intervals
+            cfg.shutdown()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        with agentrel.run("pre"):
+            t()
+        print(cfg.shutdown(), dict(agentrel.telemetry_errors()))
+        """,
+            OTEL_METRIC_EXPORT_INTERVAL="100",
+        )
+        by_instance = receiver.runs_by_instance()
+    finally:
+        receiver.close()
+    assert out == "True {}"
+    assert len(by_instance) == 2, by_instance
+    child = next(k for k, v in by_instance.items() if v[-1] == 1)
+    parent = next(k for k in by_instance if k != child)
+    assert set(by_instance[child]) == {1}
+    assert by_instance[parent][-1] == 3
+    # the parent's instance, pushed from either process, is never more than the parent's own
+    # runs at that time and never goes down (a re-export from the child would repeat 2 after 3)
+    counts = by_instance[parent]
+    assert counts == sorted(counts) and set(counts) <= {2, 3}, counts
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_exporter_wrapper_exports_only_from_its_own_process() -> None:
+    """The wrapper around agentrel's OTLP metric exporter: after a real fork the child's
+    export() succeeds without reaching the exporter; the parent's reaches it."""
+    out = run_py(
+        """
+        import os
+        from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+        from agentrel._config import _this_process_only
+
+        class Recording(MetricExporter):
+            def __init__(self):
+                super().__init__()
+                self.calls = 0
+            def export(self, metrics_data, timeout_millis=10_000, **kwargs):
+                self.calls += 1
+                return MetricExportResult.SUCCESS
+            def force_flush(self, timeout_millis=10_000):
+                return True
+            def shutdown(self, timeout_millis=30_000, **kwargs):
+                pass
+
+        inner = Recording()
+        wrapped = _this_process_only(inner)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            result = wrapped.export(None)
+            os.write(w, f"{result.name} {inner.calls}".encode())
+            os._exit(0)
+        os.close(w)
+        child = os.read(r, 100).decode()
+        os.waitpid(pid, 0)
+        print(child, wrapped.export(None).name, inner.calls)
+        """
+    )
+    assert out == "SUCCESS 0 SUCCESS 1"
+
+
 # -- real servers: gunicorn / uvicorn workers scraped by a real Prometheus --------------------
 MAX_ATTEMPTS = 3  # examples/fastapi_service.py
 #: failures per request: 0 = success, 1-2 = recovered, 3+ = exhausted

@@ -208,9 +208,9 @@ def _otlp_exporters(endpoint: str | None) -> tuple[Any, Any]:
 
 
 def _resource(service_name: str | None) -> Any:
-    """The resource agentrel's providers carry. ``service.instance.id`` is a fresh UUID per
-    process (OTLP push from several workers must not merge them), unless the application set
-    one (``OTEL_RESOURCE_ATTRIBUTES``)."""
+    """The resource agentrel's providers carry, with a ``service.instance.id`` per process
+    (OTLP push from several workers must not merge them): the SDK's own detector sets one in
+    recent SDKs, ``OTEL_RESOURCE_ATTRIBUTES`` may; otherwise a fresh UUID is added here."""
     from opentelemetry.sdk.resources import Resource
 
     attrs: dict[str, Any] = {"service.name": service_name} if service_name else {}
