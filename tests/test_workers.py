@@ -9,6 +9,7 @@ process); every process started here is stopped by its PID.
 from __future__ import annotations
 
 import collections
+import importlib.util
 import json
 import os
 import socket
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ops.conftest import Processes, free_port, http_get_json, require_binary, wait_for
+from ops.conftest import Processes, free_port, http_get_json, require, require_binary, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -427,8 +428,8 @@ def test_workers_scraped_by_prometheus_sum_exactly(server: str, tmp_path: Path) 
     fleet totals by outcome, retry depth, tool failures and tokens are exact, and every
     worker's count equals the requests that worker answered."""
     prometheus = require_binary("prometheus")
-    pytest.importorskip("gunicorn" if server.startswith("gunicorn") else "uvicorn")
-    pytest.importorskip("fastapi")
+    for module in ("gunicorn" if server.startswith("gunicorn") else "uvicorn", "fastapi"):
+        require(importlib.util.find_spec(module) is not None, f"the {module} package")
     args, endpoints = SERVERS[server]
     span = 5
     base = free_port_block(span)
