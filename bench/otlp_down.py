@@ -6,8 +6,9 @@
 Four sets of SDK providers as ``configure(otlp_endpoint=...)`` builds them (a batch span
 processor and a periodic metric reader, both exporting over OTLP/HTTP, the reader every
 200 ms so that exports really happen while the calls run): to a receiver that answers (in a
-process of its own; for information), to a port that refuses connections, to a black hole (accepts the connection, never
-answers), and no exporter at all (in memory: the baseline). agentrel records into each in
+process of its own; for information), to a port that refuses connections, to a black hole
+(accepts the connection, never answers), and no exporter at all (in memory: the baseline).
+agentrel records into each in
 turn, in interleaved rounds; the figure is the ratio of the per-call medians of a run with one
 tool call. Never asserted in tests.
 """
