@@ -7,6 +7,7 @@ if the machine is slow), so the numbers depend on the seed, never on the machine
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -90,6 +91,10 @@ def run(
 
     from . import fleet as fleet_mod
 
+    # configure() never raises for a busy port (it logs and counts it, the process goes on);
+    # the demo exists to serve /metrics, so it says so in its own words and stops.
+    held = _HeldRecords()
+    logging.getLogger("agentrel").addFilter(held)
     try:
         cfg = agentrel.configure(
             service_name="agentrel-demo",
@@ -98,17 +103,21 @@ def run(
             cohorts=fleet_mod.COHORTS,
             prices=fleet_mod.PRICES,
         )
-    except OSError as exc:
-        print(
-            f"agentrel demo: cannot serve /metrics on {host}:{port}: {exc.strerror or exc} "
-            "(choose another --port; 0 picks a free one)",
-            file=sys.stderr,
-        )
-        return 1
     except ValueError as exc:  # e.g. --host that is not an IP address
         print(f"agentrel demo: {exc}", file=sys.stderr)
         return 2
+    finally:
+        logging.getLogger("agentrel").removeFilter(held)
     server = cfg.metrics_server
+    if server is None and agentrel.telemetry_errors().get("prometheus.endpoint"):
+        print(
+            f"agentrel demo: cannot serve /metrics on {host}:{port}: the port is in use "
+            "(choose another --port; 0 picks a free one)",
+            file=sys.stderr,
+        )
+        cfg.shutdown()
+        return 1
+    held.replay()
     if server is None:  # an application-level MeterProvider was already set: not in the CLI
         print("agentrel demo: no /metrics endpoint could be started", file=sys.stderr)
         cfg.shutdown()
@@ -151,3 +160,20 @@ def run(
         stop.restore()
         cfg.shutdown()
     return 0
+
+
+class _HeldRecords(logging.Filter):
+    """Holds agentrel's log records while the demo configures (to replay them unless the
+    demo reports the problem itself)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+    def replay(self) -> None:
+        for record in self.records:
+            logging.getLogger(record.name).handle(record)
