@@ -235,6 +235,12 @@ _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9]+")
 _ANNOTATION = re.compile(r"{.*}")
 
 
+def prometheus_unit(unit: str) -> str:
+    """The Prometheus unit of a UCUM unit OpenTelemetry translates (``s`` -> ``seconds``),
+    ``""`` for annotations, ``1`` and units it has no word for (OpenMetrics ``# UNIT``)."""
+    return _UNIT_SUFFIX.get(unit, "")
+
+
 def prometheus_metric_name(name: str, unit: str, kind: str) -> str:
     """Translate an OpenTelemetry metric name to its Prometheus series family name."""
     base = _INVALID_NAME.sub("_", name)

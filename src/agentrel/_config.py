@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import atexit
 import ipaddress
-import logging
 import os
 import threading
 import uuid
@@ -17,9 +16,8 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
-from ._runtime import T, telemetry_error
-
-logger = logging.getLogger("agentrel")
+from ._guard import logger, telemetry_error
+from ._runtime import T, is_set
 
 _lock = threading.Lock()
 _current: Configuration | None = None
@@ -177,10 +175,6 @@ def _validate(
     if meter_provider is not None and not hasattr(meter_provider, "get_meter"):
         raise TypeError("meter_provider must be an OpenTelemetry MeterProvider")
     return frozenset(allowed)
-
-
-def _is_set(provider: object) -> bool:
-    return type(provider).__name__ not in ("ProxyTracerProvider", "_ProxyMeterProvider")
 
 
 def _otlp_exporters(endpoint: str | None) -> tuple[Any, Any]:
@@ -354,7 +348,7 @@ def _setup(
 
     current_mp = metrics.get_meter_provider()
     wants_prometheus = prometheus or prometheus_port is not None
-    if _is_set(current_mp):
+    if is_set(current_mp):
         if wants_prometheus:
             raise ValueError(
                 "a MeterProvider is already set by the application and agentrel never replaces "
@@ -382,7 +376,7 @@ def _setup(
             cfg.owns_meter_provider = True
 
     current_tp = trace.get_tracer_provider()
-    if _is_set(current_tp):
+    if is_set(current_tp):
         cfg.tracer_provider = current_tp
     else:
         tp = TracerProvider(resource=resource, shutdown_on_exit=False)

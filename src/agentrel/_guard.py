@@ -8,6 +8,7 @@ host carries on. ``warn_once`` is the once-per-process warning for misuse that i
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -20,6 +21,15 @@ _errors: Counter[str] = Counter()
 _logged: set[tuple[str, str]] = set()
 _warned: set[str] = set()
 _lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # one another thread held at the fork would stay held here
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def telemetry_error(site: str, exc: BaseException) -> None:

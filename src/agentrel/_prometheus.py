@@ -23,10 +23,8 @@ from prometheus_client.core import Metric as PromMetric
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Exemplar
 
-from ._catalogue import prometheus_label, prometheus_metric_name
-from ._runtime import telemetry_error
-
-_UNITS = {"s": "seconds", "By": "bytes", "ms": "milliseconds"}
+from ._catalogue import prometheus_label, prometheus_metric_name, prometheus_unit
+from ._guard import telemetry_error
 
 
 def _label_value(v: Any) -> str:
@@ -119,7 +117,7 @@ class OpenTelemetryCollector(Collector):
         family_name = name[: -len("_total")] if kind == "counter" else name
         fam = families.get(family_name)
         if fam is None:
-            unit = _UNITS.get(metric.unit or "", "")
+            unit = prometheus_unit(metric.unit or "")
             if unit and not family_name.endswith("_" + unit):
                 unit = ""
             fam = families[family_name] = PromMetric(

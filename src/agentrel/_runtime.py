@@ -17,6 +17,7 @@ a metric is one edit, its catalogue entry. Only ``_record`` records into them.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +29,7 @@ from . import _catalogue as cat
 from ._guard import telemetry_error
 from ._version import __version__
 
-# Transition (issue 10): the guard moved to ``_guard``; these names stay importable from here
-# until the modules written before the move (``_config``, ``_prometheus``, ``_cost``) import
-# them from ``_guard``. Remove once nothing imports them from ``_runtime``.
-__all__ = ["T", "Telemetry", "is_set", "logger", "telemetry_error", "warn_once"]
-from ._guard import logger, warn_once
+__all__ = ["T", "Telemetry", "is_set"]
 
 _SCOPE = "agentrel"
 _FIXED = (
@@ -163,3 +160,12 @@ def _notifying(setter: Any) -> Any:
 trace.set_tracer_provider = _notifying(trace.set_tracer_provider)
 metrics.set_meter_provider = _notifying(metrics.set_meter_provider)
 T.refresh()  # a provider set before agentrel was imported
+
+
+def _after_fork_in_child() -> None:
+    # A lock another thread held at the fork stays held in the child: start with a free one.
+    T._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
