@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -253,7 +252,6 @@ def test_an_endpoint_down_keeps_shutdown_and_exit_bounded(where: str) -> None:
     sink = OtlpSink(mode="blackhole") if where == "blackhole" else None
     endpoint = sink.endpoint if sink is not None else refusing_endpoint()
     try:
-        started = time.monotonic()
         code = textwrap.dedent(
             """
             import json, sys, agentrel
@@ -275,7 +273,6 @@ def test_an_endpoint_down_keeps_shutdown_and_exit_bounded(where: str) -> None:
         out = json.loads(proc.stdout.strip().splitlines()[-1])
         assert out["attempts"] == 2
         assert out["flushed"] is False  # the exporters could not deliver in time
-        assert time.monotonic() - started < 90  # bounded: the subprocess timeout did not fire
     finally:
         if sink is not None:
             sink.close()
