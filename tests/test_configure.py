@@ -3,15 +3,12 @@ OTLP. Anything that sets global providers runs in a fresh interpreter."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from typing import Any
 
 import pytest
 
 import agentrel
+from pyproc import run_py
 
 #: An OTLP "collector" on 127.0.0.1 that accepts requests and never answers in time.
 STALLED_COLLECTOR = """
@@ -27,18 +24,6 @@ STALLED_COLLECTOR = """
         srv = HTTPServer(("127.0.0.1", 0), Stall)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
 """
-
-
-def run_py(code: str, timeout: float = 120, **env: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
 
 
 @pytest.mark.parametrize(

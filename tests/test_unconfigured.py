@@ -3,21 +3,11 @@ since the global providers can be set only once per process)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
+from pyproc import run_py as _run_py
 
 
 def run_py(code: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ""},
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
+    return _run_py(code, PYTHONPATH="")
 
 
 def test_unconfigured_tool_makes_no_span_or_instrument_call() -> None:

@@ -13,9 +13,7 @@ import importlib.util
 import json
 import os
 import socket
-import subprocess
 import sys
-import textwrap
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -26,21 +24,10 @@ import pytest
 import yaml
 
 from ops.conftest import Processes, free_port, http_get_json, require, require_binary, wait_for
+from pyproc import run_py
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-
-
-def run_py(code: str, timeout: float = 120, **env: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
 
 
 def free_port_block(n: int) -> int:
