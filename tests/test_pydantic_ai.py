@@ -121,7 +121,7 @@ def test_tool_fails_twice_then_succeeds(cap: testing.Capture) -> None:
     assert cap.histogram("agentrel.run.token_amplification").sum == 125 / 65
     (tool_span, *_) = cap.spans("execute_tool lookup")
     assert tool_span.attributes["error.type"] == "ModelRetry"
-    assert tool_span.attributes["agentrel.integration"] == "pydantic-ai"
+    assert tool_span.attributes["agentrel.integration"] == "pydantic_ai"
     assert tool_span.attributes["gen_ai.tool.description"] == "Look a thing up."
     assert agentrel.telemetry_errors() == {}
 

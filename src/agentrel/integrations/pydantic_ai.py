@@ -42,7 +42,8 @@ from agentrel import instrumentation as ai
 
 __all__ = ["capability", "instrument", "instrumented", "uninstrument"]
 
-_LIBRARY = "pydantic-ai"
+_LIBRARY = "pydantic_ai"  # agentrel.integration on the calls it makes (the module's name)
+_SCOPE = "pydantic-ai"  # the instrumentation scope of pydantic-ai's own spans
 _lock = threading.Lock()
 _original_iter: Any = None
 _cls: Any = None
@@ -82,7 +83,7 @@ def _framework_span(name: str) -> Any:
     if not span.is_recording() or getattr(span, "name", None) != name:
         return None
     scope = getattr(span, "instrumentation_scope", None)
-    if getattr(scope, "name", None) != _LIBRARY:
+    if getattr(scope, "name", None) != _SCOPE:
         return None
     return span
 
