@@ -35,7 +35,7 @@ from ._outcome import call_outcome
 from ._run import Run
 from ._runtime import T
 from ._span import BorrowedSpan
-from ._spec import CallSpec, error_type
+from ._spec import CallSpec, error_type, exception_message
 from ._tokens import Tokens, by_type, merge
 
 
@@ -203,7 +203,8 @@ class Call:
         if etype is not None:
             attrs[cat.ERROR_TYPE] = etype
         if exc is not None and T.capture_content:
-            message = content(str(exc))
+            text = exception_message(exc)  # None: its own __str__ raised
+            message = content(text) if text is not None else None
             if message is not None:
                 attrs["exception.message"] = message
         if self._delay is not None:

@@ -24,7 +24,7 @@ from ._guard import telemetry_error
 from ._outcome import run_outcome
 from ._runtime import T
 from ._span import BorrowedSpan
-from ._spec import CallSpec, error_type
+from ._spec import CallSpec, error_type, exception_message
 from ._tokens import Tokens, merge, total
 
 
@@ -300,7 +300,8 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
                 sattrs[cat.ERROR_TYPE] = et
                 span.set_status(Status(StatusCode.ERROR, et))
                 if T.capture_content:
-                    message = content(str(exc))
+                    text = exception_message(exc)  # None: its own __str__ raised
+                    message = content(text) if text is not None else None
                     if message is not None:
                         sattrs["exception.message"] = message
             span.set_attributes(sattrs)
