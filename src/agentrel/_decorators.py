@@ -250,12 +250,15 @@ def _wrap_gen(fn: Callable[..., Iterator[Any]], lc: _Lifecycle) -> Callable[...,
             try:
                 to_send = yield item
             except GeneratorExit:
-                # The consumer stopped early: not a failure.
+                # The consumer stopped early: not a failure, unless the body's own cleanup
+                # raises (that exception leaves the scope, as any other would).
                 saved = g("scope.context", lc.resume, state) if state is not None else None
                 try:
                     gen.close()
-                finally:
-                    _close(lc, state, saved, None)
+                except BaseException as exc:
+                    _close(lc, state, saved, exc)
+                    raise
+                _close(lc, state, saved, None)
                 raise
             except BaseException as exc:
                 to_throw = exc
@@ -308,8 +311,10 @@ def _wrap_async_gen(
                 saved = g("scope.context", lc.resume, state) if state is not None else None
                 try:
                     await agen.aclose()
-                finally:
-                    _close(lc, state, saved, None)
+                except BaseException as exc:
+                    _close(lc, state, saved, exc)
+                    raise
+                _close(lc, state, saved, None)
                 raise
             except BaseException as exc:
                 to_throw = exc
