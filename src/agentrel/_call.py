@@ -50,6 +50,7 @@ class Call:
         "_ctx",
         "_cur",
         "_delay",
+        "_done",
         "_failures",
         "_open",
         "_rejected",
@@ -100,6 +101,7 @@ class Call:
         self._child_exc: BaseException | None = None
         self._delay: float | None = None
         self._ctx: Any = None
+        self._done = False  # finish_call has begun: a late child hands over past this call
 
     # -- attempts ----------------------------------------------------------------------------
     def begin_attempt(self) -> None:
@@ -294,6 +296,7 @@ def leave(saved: Saved) -> None:
 def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) -> str:
     """End a call: close its attempt, record its metrics and span, hand its tokens and
     failures to the enclosing scope. Returns the call's outcome."""
+    call._done = True
     if exc is not None:
         call.attempt_failed(exc)
         failed = True
@@ -356,7 +359,9 @@ def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> None:
         merge(wasted, useful)
         useful = None
     parent = call.parent
-    if parent is not None:
+    # A parent that already ended (the child was handed to a task or a thread that outlived
+    # it) has recorded its tokens and failures: the child hands over to the run instead.
+    if parent is not None and not parent._done:
         parent.inner_failures += call.counted + call.inner_failures
         if exc is not None:
             parent._child_exc = exc
