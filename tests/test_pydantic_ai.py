@@ -385,10 +385,22 @@ def test_cancelled_run_is_failed(cap: testing.Capture) -> None:
     assert attrs["agentrel.outcome"] == "failed"
     assert attrs["error.type"] == "CancelledError"
     # pydantic-ai tears the run down before the tool task it cancels: the run is classified
-    # first, so the cut-off tool execution is not one of its failures (its span says failed)
+    # first, so the cut-off tool execution is not one of its failures (its span says failed):
+    # it is recorded as a failure outside any run, not absorbed
     assert (attrs["agentrel.run.retry_depth"], attrs["agentrel.run.attempts"]) == (0, 2)
     assert attrs["agentrel.run.wasted_tokens"] == 30
-    assert cap.counter("agentrel.tool.failures") == 0
+    assert cap.counter("agentrel.tool.failures") == 1
+    assert (
+        cap.counter(
+            "agentrel.tool.failures",
+            {
+                "gen_ai.tool.name": "lookup",
+                "error.type": "CancelledError",
+                "agentrel.absorbed": "false",
+            },
+        )
+        == 1
+    )
     (tool,) = cap.spans("execute_tool lookup")
     assert (tool.attributes["agentrel.outcome"], tool.attributes["error.type"]) == (
         "failed",

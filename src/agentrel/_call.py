@@ -148,9 +148,9 @@ class Call:
         self.error_type = et
         if exc is None or exc is not self._child_exc:
             self.counted += 1
-            if self.run is not None:
-                self.run._failure(self.spec.name, et, duration)
-            else:
+            run = self.run
+            if run is None or not run._failure(self.spec.name, et, duration):
+                # outside any run, or after its run closed: the call's own fate decides
                 f = self._failures
                 if f is None:
                     f = self._failures = {}
@@ -382,13 +382,15 @@ def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> None:
     run = call.run
     if run is not None:
         with run._lock:
-            if useful:
-                merge(run._useful, useful)
-            if wasted:
-                merge(run._wasted, wasted)
-            run._last_call = None if failed else (call.spec.name, useful or {})
-        return
-    # A call outside any run: its own fate decides absorption and dispositions.
+            if not run._closed:
+                if useful:
+                    merge(run._useful, useful)
+                if wasted:
+                    merge(run._wasted, wasted)
+                run._last_call = None if failed else (call.spec.name, useful or {})
+                return
+    # A call outside any run, or one that ended after its run closed (work handed to a task or
+    # a thread that outlived the run): its own fate decides absorption and dispositions.
     if call._failures:
         _record.failures(call._failures, failed)
     _record.tokens(None, None, useful, wasted)
@@ -404,6 +406,8 @@ def waste(call: Call) -> None:
     if not useful or run is None or call.parent is not None:
         return
     with run._lock:
+        if run._closed:
+            return
         for k, v in useful.items():
             have = run._useful.get(k, 0)
             moved = min(have, v)

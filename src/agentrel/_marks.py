@@ -34,8 +34,9 @@ def record_tokens(input: int = 0, output: int = 0, model: str | None = None) -> 
             tokens[(model, cat.OUTPUT)] = o
         if run is not None:
             with run._lock:
-                merge(run._useful, tokens)
-            return
+                if not run._closed:
+                    merge(run._useful, tokens)
+                    return
         if T.active or T.refresh():
             _record.tokens(None, None, tokens, None)
     except Exception as exc:
@@ -64,6 +65,8 @@ def reject(reason: str | None = None) -> None:
             return
         with run._lock:
             last, run._last_call = run._last_call, None
+            if run._closed:
+                last = None
             if last is not None:
                 _, tokens = last
                 for k, v in tokens.items():

@@ -34,11 +34,14 @@ class Run:
     Read-only for application code: ``name``, ``cohort``, ``attempts``, ``retry_depth``,
     ``tokens``, ``useful_tokens``, ``wasted_tokens``, ``token_amplification``,
     ``budget_ratio``, ``recovery_time``, ``cost_usd``, ``wasted_cost_usd`` (US dollars, with
-    prices: docs/metrics.md) and, once the run has finished, ``outcome``.
+    prices: docs/metrics.md) and, once the run has finished, ``outcome``. Once ``outcome`` is
+    set the figures are final: work that ends after the run (a task or a thread that outlived
+    it) is recorded as work outside any run (docs/reliability.md).
     """
 
     __slots__ = (
         "_arming",
+        "_closed",
         "_ctx",
         "_failed_tools",
         "_failures",
@@ -79,6 +82,9 @@ class Run:
         self._ctx: Any = None
         self._start = _clock.now()
         self._arming = False  # counted in ``T.armed`` (by ``open_run``) until it finishes
+        # Classified: its figures are final. Work that ends later (a task or thread that
+        # outlived the run) is recorded as work outside any run (``_call._hand_over``).
+        self._closed = False
 
     # -- live figures ------------------------------------------------------------------------
     @property
@@ -127,8 +133,11 @@ class Run:
     # -- bookkeeping -------------------------------------------------------------------------
     def _attempt_started(self, spec: CallSpec, first_of_call: bool) -> bool:
         """Count an attempt; return True when it is a retry of a non-idempotent tool that
-        already failed in this run (the agent loop calling it again)."""
+        already failed in this run (the agent loop calling it again). Not counted once the run
+        has closed."""
         with self._lock:
+            if self._closed:
+                return False
             self.attempts += 1
             self._kinds[spec.kind] = self._kinds.get(spec.kind, 0) + 1
             if self.retry_depth:
@@ -139,15 +148,20 @@ class Run:
         """A backoff wait inside the run (the one place recovery time grows besides failed
         attempts)."""
         with self._lock:
-            self.recovery_time += seconds
+            if not self._closed:
+                self.recovery_time += seconds
 
-    def _failure(self, name: str, etype: str, wasted_time: float) -> None:
+    def _failure(self, name: str, etype: str, wasted_time: float) -> bool:
+        """Count a failure of the run; False (nothing counted) once the run has closed."""
         with self._lock:
+            if self._closed:
+                return False
             self.retry_depth += 1
             self.recovery_time += wasted_time
             key = (name, etype)
             self._failures[key] = self._failures.get(key, 0) + 1
             self._failed_tools.add(name)
+            return True
 
 
 class RunScope:
@@ -257,6 +271,7 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
             merge(run._wasted, run._useful)
             run._useful = {}
         outcome = run.outcome = run_outcome(failed, run._retried, run.retry_depth)
+        run._closed = True
         failures = run._failures
         useful, wasted = run._useful, run._wasted
     amplification = None

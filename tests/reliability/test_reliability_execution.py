@@ -302,11 +302,11 @@ def test_child_call_outliving_its_parent_call_task(cap: testing.Capture) -> None
 def test_task_finishing_after_its_run_closed(cap: testing.Capture) -> None:
     """Two tasks spawned inside a run are still awaiting when the run closes; one then fails,
     one succeeds. The rule: the run is classified and recorded with what it had when it
-    closed (both attempts had started: attempts 2, retry depth 0, success). Each late call
-    records its own span (a child of the ended run span, ending after it),
-    ``agentrel.tool.attempts`` and duration, but the late failure is in no
-    ``agentrel.tool.failures`` point and the late tokens in no ``agentrel.tokens`` point; the
-    ``Run`` handle, read afterwards, does count them (retry_depth 1, tokens 20)."""
+    closed (both attempts had started: attempts 2, retry depth 0, success), and its figures,
+    handle included, are final from then on. Each late call records its own span (a child of
+    the ended run span, ending after it), ``agentrel.tool.attempts`` and duration, and, as a
+    call outside any run, its failure (``absorbed=false``: the call failed) and all its tokens,
+    those recorded while the run was still open included, with no agent label."""
     gate: list[asyncio.Event] = []
 
     @agentrel.tool
@@ -338,8 +338,8 @@ def test_task_finishing_after_its_run_closed(cap: testing.Capture) -> None:
         0,
     )
     assert calls(cap) == {("slow", "failed"): (1, 1), ("slow", "success"): (1, 1)}
-    assert failures(cap) == {}
-    assert tokens(cap) == {}
+    assert failures(cap) == {("slow", "TimeoutError", "false"): 1}
+    assert tokens(cap) == {(None, "wasted"): 15, (None, "useful"): 5}
     assert spans(cap) == [
         ("invoke_agent r", "UNSET", "success", None),
         ("execute_tool slow", "ERROR", "failed", "TimeoutError"),
@@ -347,14 +347,14 @@ def test_task_finishing_after_its_run_closed(cap: testing.Capture) -> None:
     ]
     run_id = cap.spans("invoke_agent r")[0].context.span_id
     assert {s.parent.span_id for s in cap.spans("execute_tool slow")} == {run_id}
-    # The handle is not frozen at the close (see the docs): read the recorded figures instead.
-    assert (run.outcome, run.retry_depth, run.attempts, run.tokens) == ("success", 1, 2, 20)
+    # The handle is frozen at the close: it says what was recorded.
+    assert (run.outcome, run.retry_depth, run.attempts, run.tokens) == ("success", 0, 2, 0)
 
 
 def test_task_starting_its_call_after_the_run_closed(cap: testing.Capture) -> None:
     """A task spawned inside a run that calls a tool only after the run closed still sees the
-    run in its (copied) context: same rule, and its attempt is not in the run's recorded
-    attempts either (0), although the handle counts it."""
+    run in its (copied) context: same rule; its attempt is not one of the run's (0, on the
+    handle too), its failure and tokens are recorded as outside any run."""
     gate: list[asyncio.Event] = []
     work = _work_tool()
 
@@ -377,19 +377,19 @@ def test_task_starting_its_call_after_the_run_closed(cap: testing.Capture) -> No
     assert value == -100
     assert runs(cap) == {("r", "success"): (1, 0, 0)}
     assert calls(cap) == {("work", "failed"): (1, 1)}
-    assert failures(cap) == {}
-    assert tokens(cap) == {}
+    assert failures(cap) == {("work", "ValueError", "false"): 1}
+    assert tokens(cap) == {(None, "wasted"): 10}
     assert spans(cap) == [
         ("invoke_agent r", "UNSET", "success", None),
         ("execute_tool work", "ERROR", "failed", "ValueError"),
     ]
-    assert (run.outcome, run.retry_depth, run.attempts, run.tokens) == ("success", 1, 1, 10)
+    assert (run.outcome, run.retry_depth, run.attempts, run.tokens) == ("success", 0, 0, 0)
 
 
 def test_thread_outliving_its_run(cap: testing.Capture) -> None:
     """with_current_run work still running in a thread when the run closes: the same rule as
-    for a late task (the call in flight at the close counts its attempt in the run, its failure
-    after the close is in no failures point)."""
+    for a late task (the call in flight at the close counts its attempt in the run; its failure
+    after the close is recorded as outside any run, not absorbed)."""
     entered, release = threading.Event(), threading.Event()
 
     @agentrel.tool
@@ -413,12 +413,12 @@ def test_thread_outliving_its_run(cap: testing.Capture) -> None:
         assert future.result(timeout=WAIT) == "ConnectionError"
     assert runs(cap) == {("r", "success"): (1, 0, 1)}
     assert calls(cap) == {("blocking", "failed"): (1, 1)}
-    assert failures(cap) == {}
+    assert failures(cap) == {("blocking", "ConnectionError", "false"): 1}
     assert spans(cap) == [
         ("invoke_agent r", "UNSET", "success", None),
         ("execute_tool blocking", "ERROR", "failed", "ConnectionError"),
     ]
-    assert (run.retry_depth, run.attempts) == (1, 1)
+    assert (run.retry_depth, run.attempts) == (0, 1)
 
 
 def test_concurrent_threads_each_with_the_run_exact_totals(cap: testing.Capture) -> None:
