@@ -165,6 +165,10 @@ def _validate(
     for c in cohorts:
         if not isinstance(c, str) or not c:
             raise TypeError(f"every cohort must be a non-empty str, got {c!r}")
+        try:  # a label value: the OTLP exporter logs an encoding error for each one not UTF-8
+            c.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"every cohort must be encodable as UTF-8, got {c!r}") from None
         allowed.append(c)
     if not isinstance(capture_content, bool):
         raise TypeError(f"capture_content must be True or False, got {capture_content!r}")

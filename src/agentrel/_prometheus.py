@@ -8,9 +8,11 @@ run that landed in them (``trace_id``/``span_id``).
 
 from __future__ import annotations
 
+import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from opentelemetry.sdk.metrics.export import (
     Gauge,
@@ -32,7 +34,20 @@ def _label_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, (list, tuple)):
         return "[" + ",".join(_label_value(x) for x in v) + "]"
-    return str(v)
+    return _utf8(str(v))
+
+
+def _utf8(s: str) -> str:
+    """``s`` with every lone surrogate (not encodable as UTF-8: a name decoded with
+    ``surrogateescape``, say) replaced by U+FFFD. One such label value would otherwise make
+    every scrape of the endpoint fail with a ``UnicodeEncodeError``."""
+    if s.isascii():
+        return s
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in s)
+    return s
 
 
 def _labels(attrs: Any) -> dict[str, str]:
@@ -193,6 +208,85 @@ def make_registry(
     return registry, collector
 
 
+#: Connections the kernel queues while the serving thread is busy. socketserver's default (5)
+#: made the kernel drop the connections of concurrent scrapes (clients then wait for SYN
+#: retransmits, seconds, and time out); the kernel caps this at ``net.core.somaxconn``.
+LISTEN_BACKLOG = 1024
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on the application's stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _metrics_app(registry: CollectorRegistry) -> Callable[..., list[bytes]]:
+    """prometheus_client's WSGI app, with three differences at the edges of HTTP:
+
+    * an ``Accept`` header it cannot read (``version=garbage``, where its version comparison
+      raises) is served as if absent (the text format), not as a 500;
+    * ``HEAD`` is answered like ``GET`` without the body (same status, headers and
+      ``Content-Length``), not as a 405 that carries a body;
+    * anything the app raises is a counted telemetry error (``prometheus.scrape``) and a
+      short 500, not a traceback on the application's stderr per scrape.
+    """
+    from prometheus_client.exposition import choose_encoder, make_wsgi_app
+
+    inner = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        environ = dict(environ)
+        try:
+            choose_encoder(environ.get("HTTP_ACCEPT") or "")
+        except Exception:
+            environ.pop("HTTP_ACCEPT", None)
+        head = environ.get("REQUEST_METHOD") == "HEAD"
+        if head:
+            environ["REQUEST_METHOD"] = "GET"
+        answer: list[Any] = []
+        try:
+            body = b"".join(
+                inner(environ, lambda status, headers, *_: answer.extend((status, headers)))
+            )
+        except Exception as exc:
+            telemetry_error("prometheus.scrape", exc)
+            start_response(
+                "500 Internal Server Error", [("Content-Type", "text/plain; charset=utf-8")]
+            )
+            return [b"agentrel: this scrape failed; see agentrel.telemetry_errors()\n"]
+        status, headers = answer
+        headers = [
+            ("Allow", "OPTIONS,GET,HEAD") if k.lower() == "allow" else (k, v) for k, v in headers
+        ]
+        headers.append(("Content-Length", str(len(body))))
+        start_response(status, headers)
+        return [b""] if head else [body]
+
+    return app
+
+
+def _serve(registry: CollectorRegistry, addr: str, port: int) -> tuple[Any, threading.Thread]:
+    """prometheus_client's ``start_http_server`` (a thread per request, daemon threads), with
+    a listen backlog that holds concurrent scrapes and :func:`_metrics_app`."""
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    family, _, _, _, sockaddr = socket.getaddrinfo(
+        addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+
+    class Server(ThreadingWSGIServer):
+        address_family = family
+        request_queue_size = LISTEN_BACKLOG
+
+    server = make_server(
+        str(sockaddr[0]), port, _metrics_app(registry), Server, handler_class=_QuietHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, name="agentrel-metrics", daemon=True)
+    thread.start()
+    return server, thread
+
+
 class PortsInUse(OSError):
     """No port of the requested range could be bound. Never raised into the application:
     ``configure()`` counts it in ``telemetry_errors()`` and logs it once, with what to do."""
@@ -206,14 +300,12 @@ class MetricsServer:
     """
 
     def __init__(self, registry: CollectorRegistry, addr: str, port: int, count: int = 1) -> None:
-        from prometheus_client import start_http_server
-
         self.registry = registry
         self.addr = addr
         last_error: OSError | None = None
         for candidate in range(port, port + max(count, 1)):
             try:
-                server, self._thread = start_http_server(candidate, addr, registry=self.registry)
+                server, self._thread = _serve(registry, addr, candidate)
             except OSError as exc:
                 last_error = exc
                 continue
