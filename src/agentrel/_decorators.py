@@ -513,7 +513,8 @@ def _usage_pair(usage: object) -> tuple[int, int]:
     if isinstance(usage, tuple) and len(usage) == 2:
         return usage[0] or 0, usage[1] or 0
     raise TypeError(
-        f"usage= must return (input, output) or a mapping with 'input'/'output', got {usage!r}"
+        "usage= must return (input, output) or a mapping with 'input'/'output', got "
+        + type(usage).__name__  # not the value: it may be the call's result
     )
 
 

@@ -32,8 +32,22 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _loggable(exc: BaseException) -> Any:
+    """``exc_info`` for the log: the exception's type and traceback frames, never its message
+    (nor its chained causes'): a message can hold a tool's arguments or result, and logs are
+    no place for them, whatever ``capture_content`` says (``redact`` does not see logs)."""
+    cls = type(exc)
+    try:
+        bare = cls.__new__(cls)  # no __init__: no arguments, no message
+    except Exception:  # a class whose __new__ wants arguments: say which class it was
+        stand_in = RuntimeError(f"{cls.__module__}.{cls.__qualname__} (message not logged)")
+        return (RuntimeError, stand_in, exc.__traceback__)
+    return (cls, bare, exc.__traceback__)
+
+
 def telemetry_error(site: str, exc: BaseException) -> None:
-    """Count a failure of agentrel's own telemetry; log it once per site and error type."""
+    """Count a failure of agentrel's own telemetry; log it once per site and error type (the
+    type and the traceback, not the message: see ``_loggable``)."""
     try:
         key = (site, type(exc).__qualname__)
         with _lock:
@@ -46,7 +60,7 @@ def telemetry_error(site: str, exc: BaseException) -> None:
                 "further errors of this kind are only counted (agentrel.telemetry_errors())",
                 site,
                 key[1],
-                exc_info=exc,
+                exc_info=_loggable(exc),
             )
     except Exception:  # pragma: no cover - logging itself failed
         pass

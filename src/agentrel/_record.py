@@ -63,14 +63,16 @@ def fallback_moved(attrs: dict[str, str]) -> None:
 
 
 # --- LLM calls (GenAI semconv) ------------------------------------------------------------------
-#: (spec, response model) -> semconv attributes: the operation's, and per token type.
+#: (provider, request model, response model) -> semconv attributes: the operation's, and per
+#: token type.
 _LlmAttrs = tuple[dict[str, Any], dict[str, dict[str, Any]]]
-_llm_attr_cache: dict[tuple[CallSpec, str | None], _LlmAttrs] = {}
+#: keyed by what the attributes are made of (never by the spec, which holds the function)
+_llm_attr_cache: dict[tuple[str | None, str | None, str | None], _LlmAttrs] = {}
 _LLM_ATTR_CACHE_MAX = 1024
 
 
 def _llm_attrs(spec: CallSpec, response_model: str | None) -> _LlmAttrs:
-    key = (spec, response_model)
+    key = (spec.provider, spec.model, response_model)
     found = _llm_attr_cache.get(key)
     if found is not None:
         return found

@@ -43,6 +43,7 @@ def count(value: object, what: str) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(
-            f"agentrel.record_tokens: {what} must be a non-negative int, got {value!r}"
+            f"agentrel.record_tokens: {what} must be a non-negative int, got "
+            + (repr(value) if isinstance(value, (int, float)) else type(value).__name__)
         )
     return value

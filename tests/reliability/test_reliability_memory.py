@@ -17,8 +17,8 @@
     one series per name per instrument up to its cardinality limit (2,000 named series, then
     one ``otel.metric.overflow`` series that keeps counting).
   - per decorated *function*: nothing once it is dropped (the call spec lives in the wrapper's
-    closure only), except ``@agentrel.llm`` functions, whose spec keys ``_record``'s bounded
-    LLM attribute cache (at most 1,024 entries) and so keeps up to 1,024 of them alive.
+    closure only; ``_record``'s bounded LLM attribute cache is keyed by provider and models,
+    never by the spec).
   - the same name decorated 10,000 times is one entry everywhere, and only the first call of
     the first function is the tool's cold start.
   - tenacity's integration keeps one call spec per retried ``module.qualname`` (no function).
@@ -320,27 +320,23 @@ def test_tenacity_keeps_one_spec_per_retried_name(cap: testing.Capture) -> None:
     assert len(cap.spans()) == N + N // 100
 
 
-def test_llm_functions_are_kept_alive_by_a_bounded_cache(
+def test_llm_functions_share_one_cache_entry_per_model(
     cap: testing.Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """10,000 dynamically created ``@agentrel.llm`` functions (one model): ``_record``'s LLM
-    attribute cache is keyed by the call spec, and the spec holds the function it wraps, so
-    the functions whose spec entered the cache (up to its bound, 1,024) stay alive; the cache
-    never grows past its bound, the wrappers and every other function are collected. An LLM
-    call is named after its model: one cold-start mark, no inventory entry. (The cache starts
-    empty here, as in a fresh process, whatever the tests before this one put in it.)"""
+    attribute cache is keyed by (provider, model, response model), never by the call spec
+    (which holds the function), so it grows by one entry and every function and wrapper is
+    collected. An LLM call is named after its model: one cold-start mark, no inventory
+    entry. (The cache starts empty here, as in a fresh process.)"""
     monkeypatch.setattr(_record, "_llm_attr_cache", {})
     before = _sizes()
     chat_m_known = "chat m" in _coldstart._attrs
     refs = _call_all(
         lambda i: _factory(f"ask_{i}"), agentrel.llm(model="m", provider="p"), "dyn-llm"
     )
-    raw_alive = sum(r() is not None for r in refs[0::2])
-    assert sum(r() is not None for r in refs[1::2]) == 0  # the decorated wrappers: all gone
-    grown = _delta(before, _sizes())
-    assert grown.pop("record._llm_attr_cache") == 1024  # full, and never past its bound
-    assert raw_alive <= 1024  # every function kept alive is one the bounded cache holds
-    assert grown == {
+    assert sum(r() is not None for r in refs) == 0  # functions and wrappers: all gone
+    assert _delta(before, _sizes()) == {
+        "record._llm_attr_cache": 1,
         "coldstart.SEEN": 1,
         **({} if chat_m_known else {"coldstart._attrs": 1}),
         "record._run_attr_cache": 1,
@@ -349,13 +345,6 @@ def test_llm_functions_are_kept_alive_by_a_bounded_cache(
     assert len(cap.spans("chat m")) == N
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: _record._llm_attr_cache is keyed by CallSpec, and CallSpec.target holds "
-    "the wrapped function, so up to 1,024 dynamically created @agentrel.llm functions (and "
-    "their closures) are never collected; keying it by (provider, model, response model) "
-    "would fix it (_record.py, outside this suite's files)",
-)
 def test_llm_functions_are_all_collected(
     cap: testing.Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

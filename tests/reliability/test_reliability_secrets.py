@@ -524,14 +524,6 @@ def test_reject_reason_is_span_text_by_contract_never_a_label(cap: testing.Captu
     assert _found(_metric_texts(_points(cap)), SECRET) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: _guard.telemetry_error logs exc_info, so a telemetry error whose message "
-    "holds data (a failure_when predicate or usage= callback raising on the result, "
-    "agentrel's own 'got {value!r}' for a bad usage= value or record_tokens() count) puts a "
-    "tool's result text in an agentrel log record by default (_guard.py, _decorators.py, "
-    "_tokens.py: outside this suite's files)",
-)
 def test_default_telemetry_errors_log_no_result_text(
     cap: testing.Capture, caplog: pytest.LogCaptureFixture
 ) -> None:
