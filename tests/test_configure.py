@@ -93,6 +93,48 @@ def test_never_replaces_application_providers() -> None:
     assert out.splitlines() == ["2 True", "refused: True"]
 
 
+def test_providers_passed_in_are_used_and_never_owned() -> None:
+    """configure(tracer_provider=, meter_provider=): agentrel records into those, sets no global
+    provider of its own (not even with an OTLP endpoint in the environment), and shutdown()
+    leaves the application's providers running."""
+    out = run_py(
+        """
+        import agentrel
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+        tp = TracerProvider(); tp.add_span_processor(SimpleSpanProcessor(exporter))
+        mp = MeterProvider(metric_readers=[reader])
+        cfg = agentrel.configure(tracer_provider=tp, meter_provider=mp)
+        print(type(trace.get_tracer_provider()).__name__,
+              type(metrics.get_meter_provider()).__name__)
+        assert cfg.tracer_provider is tp and cfg.meter_provider is mp
+        assert not cfg.owns_tracer_provider and not cfg.owns_meter_provider
+
+        @agentrel.tool
+        def t():
+            return 1
+
+        with agentrel.run("app"):
+            t()
+        assert cfg.shutdown() is True
+        with tp.get_tracer("app").start_as_current_span("after"):
+            pass  # a provider that was shut down records nothing
+        print(sorted(s.name for s in exporter.get_finished_spans()))
+        """,
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+    )
+    assert out.splitlines() == [
+        "ProxyTracerProvider _ProxyMeterProvider",
+        "['after', 'execute_tool t', 'invoke_agent app']",
+    ]
+
+
 def test_endpoint_service_name_and_idempotence() -> None:
     """configure(prometheus_port=0) serves /metrics on 127.0.0.1 with OTEL_SERVICE_NAME in
     target_info; a second configure() returns the same live configuration."""

@@ -310,9 +310,17 @@ def configure(
             "otlp_arg": otlp_endpoint,
         }
         _setup(
-            cfg, service_name, prometheus_port, prometheus_addr, prometheus, otlp_endpoint, endpoint
+            cfg,
+            service_name,
+            prometheus_port,
+            prometheus_addr,
+            prometheus,
+            otlp_endpoint,
+            endpoint,
+            meters=meter_provider is None,
+            traces=tracer_provider is None,
         )
-        if tracer_provider is not None:
+        if tracer_provider is not None:  # the application's: agentrel never shuts it down
             cfg.tracer_provider = tracer_provider
         if meter_provider is not None:
             cfg.meter_provider = meter_provider
@@ -335,7 +343,12 @@ def _setup(
     prometheus: bool,
     otlp_arg: str | None,
     endpoint: str | None,
+    *,
+    meters: bool = True,
+    traces: bool = True,
 ) -> None:
+    """Find or create the global providers; ``meters``/``traces`` False: the application
+    passed its own provider for that signal, so agentrel neither creates nor sets one."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -352,7 +365,9 @@ def _setup(
 
     current_mp = metrics.get_meter_provider()
     wants_prometheus = prometheus or prometheus_port is not None
-    if is_set(current_mp):
+    if not meters:
+        pass
+    elif is_set(current_mp):
         if wants_prometheus:
             raise ValueError(
                 "a MeterProvider is already set by the application and agentrel never replaces "
@@ -380,7 +395,9 @@ def _setup(
             cfg.owns_meter_provider = True
 
     current_tp = trace.get_tracer_provider()
-    if is_set(current_tp):
+    if not traces:
+        pass
+    elif is_set(current_tp):
         cfg.tracer_provider = current_tp
     else:
         tp = TracerProvider(resource=resource, shutdown_on_exit=False)
