@@ -16,7 +16,7 @@ from . import _catalogue as cat
 from ._call import Call, enter, finish_call, leave, start_call
 from ._content import set_content
 from ._current import CALL, RUN, quiet
-from ._guard import flags, telemetry_error
+from ._guard import OwnMessage, flags, telemetry_error
 from ._marks import record_tokens
 from ._registry import ToolInfo
 from ._registry import register as register_tool
@@ -507,12 +507,16 @@ def tool(
 
 
 # --- @agentrel.llm -------------------------------------------------------------------------------
+class UsageShapeError(OwnMessage, TypeError):
+    """What a ``usage=`` callback returned is no token pair (its message names the type only)."""
+
+
 def _usage_pair(usage: object) -> tuple[int, int]:
     if isinstance(usage, Mapping):
         return usage.get("input", 0) or 0, usage.get("output", 0) or 0
     if isinstance(usage, tuple) and len(usage) == 2:
         return usage[0] or 0, usage[1] or 0
-    raise TypeError(
+    raise UsageShapeError(
         "usage= must return (input, output) or a mapping with 'input'/'output', got "
         + type(usage).__name__  # not the value: it may be the call's result
     )

@@ -32,10 +32,18 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class OwnMessage:
+    """Mixed into agentrel's own exception classes whose messages are built from its
+    configuration only (ports, option names), never from application data: logged in full."""
+
+
 def _loggable(exc: BaseException) -> Any:
     """``exc_info`` for the log: the exception's type and traceback frames, never its message
     (nor its chained causes'): a message can hold a tool's arguments or result, and logs are
-    no place for them, whatever ``capture_content`` says (``redact`` does not see logs)."""
+    no place for them, whatever ``capture_content`` says (``redact`` does not see logs).
+    agentrel's own :class:`OwnMessage` errors keep theirs."""
+    if isinstance(exc, OwnMessage):
+        return exc
     cls = type(exc)
     try:
         bare = cls.__new__(cls)  # no __init__: no arguments, no message

@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Exemplar
 
 from ._catalogue import prometheus_label, prometheus_metric_name, prometheus_unit
-from ._guard import telemetry_error
+from ._guard import OwnMessage, telemetry_error
 
 
 def _label_value(v: Any) -> str:
@@ -287,7 +287,7 @@ def _serve(registry: CollectorRegistry, addr: str, port: int) -> tuple[Any, thre
     return server, thread
 
 
-class PortsInUse(OSError):
+class PortsInUse(OwnMessage, OSError):
     """No port of the requested range could be bound. Never raised into the application:
     ``configure()`` counts it in ``telemetry_errors()`` and logs it once, with what to do."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._guard import OwnMessage
+
 TokenKey = tuple[str | None, str]  # (model, gen_ai.token.type)
 Tokens = dict[TokenKey, int]
 
@@ -36,13 +38,17 @@ def by_type(*tallies: Tokens | None) -> dict[str, int]:
     return out
 
 
+class TokenCountError(OwnMessage, ValueError):
+    """A token count that is not a non-negative int (its message names the type only)."""
+
+
 def count(value: object, what: str) -> int:
     """A token count from the user: ``None`` is 0; anything but a non-negative int is a
     ``ValueError`` (which the caller's guard counts and ignores)."""
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(
+        raise TokenCountError(
             f"agentrel.record_tokens: {what} must be a non-negative int, got "
             + (repr(value) if isinstance(value, (int, float)) else type(value).__name__)
         )
