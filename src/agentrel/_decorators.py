@@ -331,11 +331,21 @@ def _decorate(obj: Any, make: Callable[[Callable[..., Any]], Any], what: str) ->
     return make(obj)
 
 
-def _check_str(value: object, what: str, *, optional: bool = True) -> None:
+def _check_str(value: object, what: str, *, optional: bool = True, utf8: bool = True) -> None:
+    """A name from code: a non-empty str with a UTF-8 form (OTLP cannot carry a lone
+    surrogate). ``utf8=False`` for a run's cohort, which is data: it is checked against the
+    allowlist instead (anything not on it, surrogates included, is ``other``)."""
     if value is None and optional:
         return
     if not isinstance(value, str) or not value:
         raise TypeError(f"{what} must be a non-empty str, got {value!r}")
+    if utf8 and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"{what} must be encodable as UTF-8 (no lone surrogates), got {value!r}"
+            ) from None
 
 
 def _check_callable(value: object, what: str) -> None:
@@ -584,7 +594,7 @@ def llm(
 # --- @agentrel.agent / agentrel.run ---------------------------------------------------------------
 def check_run_args(name: object, cohort: object, token_budget: object) -> None:
     _check_str(name, "agent name", optional=False)
-    _check_str(cohort, "cohort")
+    _check_str(cohort, "cohort", utf8=False)
     if token_budget is not None and (
         isinstance(token_budget, bool) or not isinstance(token_budget, int) or token_budget <= 0
     ):

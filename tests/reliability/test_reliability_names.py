@@ -90,11 +90,11 @@ NAMES = [
     "\U0010ffff",
     '\\"\\n',
     "x" * 10_000,
-    "lone\ud800surrogate",
 ]
+#: A lone surrogate has no UTF-8 form: refused as a name (test_names_without_utf8_are_refused),
+#: served as U+FFFD where one reaches a label value anyway (an exception class's name).
 SURROGATE = "lone\ud800surrogate"
-#: What each name is served as (a lone surrogate has no UTF-8 form).
-SERVED = {n: n.replace("\ud800", "\ufffd") for n in NAMES}
+SERVED = {n: n for n in NAMES} | {SURROGATE: "lone\ufffdsurrogate"}
 
 
 # --- a child interpreter that configures agentrel and serves /metrics --------------------------
@@ -356,6 +356,24 @@ def test_a_bad_allowlist_is_refused_by_configure(
     assert agentrel.current_configuration() is None
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: agentrel.tool(name=SURROGATE)(lambda: None), id="tool"),
+        pytest.param(lambda: agentrel.llm(model=SURROGATE)(lambda: None), id="model"),
+        pytest.param(lambda: agentrel.agent(SURROGATE)(lambda: None), id="agent"),
+        pytest.param(lambda: agentrel.run(SURROGATE).__enter__(), id="run"),
+        pytest.param(lambda: instrumentation.tool_spec(SURROGATE, register=False), id="tool_spec"),
+    ],
+)
+def test_names_without_utf8_are_refused(make: Callable[[], Any]) -> None:
+    """A name with no UTF-8 form (a lone surrogate) is a ValueError when the tool is decorated
+    or the run opens: OTLP could not carry it. A cohort is data: it becomes ``other``."""
+    with pytest.raises(ValueError, match="encodable as UTF-8"):
+        make()
+    assert agentrel.current_run() is None
+
+
 # --- B. hostile tool, agent, model and exception names -------------------------------------------
 NAMES_BODY = r"""
 class Hostile(Exception):
@@ -386,13 +404,13 @@ def test_hostile_names_are_served_exactly_and_parse_in_both_formats() -> None:
     """Tool, agent, model and exception-class names with quotes, backslashes, newlines,
     braces, ``#``, ``=``, control characters, emoji, CJK and RTL are accepted at decoration
     and served as recorded: the text and OpenMetrics scrapes both parse, and every label value
-    equals the name (a lone surrogate is served as U+FFFD; the inventory keeps it as given)."""
+    equals the name; the inventory keeps every name as given."""
     setup = {"names": NAMES, "allowed": ALLOWED, "error": ERROR_NAME}
     with Child(NAMES_BODY, setup) as child:
         report = child.run()
         assert report["errors"] == {}
         assert report["inventory"] == sorted(NAMES)
-        served = set(SERVED.values())
+        served = set(NAMES)
         assert len(served) == len(NAMES)
         for parsed in both_formats(report):
 
