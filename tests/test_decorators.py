@@ -41,7 +41,12 @@ def test_signature_docstring_name_kept() -> None:
 
 def test_description_defaults_to_docstring_first_line() -> None:
     """The inventory's description is the docstring's first line unless given."""
-    [info] = [t for t in agentrel.registered_tools() if t.name == "search" and t.system == "kb"]
+    # the inventory is process-wide: other test modules declare a "search" tool of "kb" too
+    [info] = [
+        t
+        for t in agentrel.registered_tools()
+        if t.name == "search" and t.system == "kb" and t.where.startswith(f"{__file__}:")
+    ]
     assert info.description == "Search the knowledge base."
     assert info.owner == "search-oncall"
     assert info.line == search.__wrapped__.__code__.co_firstlineno  # type: ignore[attr-defined]
