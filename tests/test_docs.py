@@ -67,3 +67,21 @@ def test_instrumentation_names_are_documented() -> None:
         if callable(obj):
             assert inspect.getdoc(obj), f"instrumentation.{name} has no docstring"
         assert f"`{name}" in section or f", {name}" in section, name
+
+
+def test_reliability_doc_cites_tests_that_exist() -> None:
+    """Every test docs/reliability.md names as pinning a rule exists, and every test of
+    tests/reliability/ is cited there."""
+    import re
+
+    doc = (ROOT / "docs" / "reliability.md").read_text()
+    cited = set(re.findall(r"`(test_\w+)`", doc))
+    suite: set[str] = set()
+    everywhere: set[str] = set()
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        names = set(re.findall(r"^(?:async )?def (test_\w+)", path.read_text(), re.M))
+        everywhere |= names
+        if path.parent.name == "reliability":
+            suite |= names
+    assert sorted(cited - everywhere) == []
+    assert sorted(suite - cited) == []

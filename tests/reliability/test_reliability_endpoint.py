@@ -662,8 +662,30 @@ def test_after_every_attack_the_process_is_healthy(fresh_agent: AgentProcess) ->
     assert fresh_agent.stderr() == ""
 
 
+def _outward_ipv4() -> str | None:
+    """This host's address on its default route (a UDP connect sends nothing), if any."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: routed, never reached
+        addr = str(probe.getsockname()[0])
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if addr.startswith("127.") or addr == "0.0.0.0" else addr
+
+
 def test_endpoint_binds_loopback_only(agent: AgentProcess) -> None:
+    """The endpoint listens on 127.0.0.1 by default: the same port on the host's outward
+    address refuses the connection (where the host has one)."""
     assert agent.addr == "127.0.0.1"
+    outward = _outward_ipv4()
+    if outward is None:
+        return  # a host with loopback only: nothing else to connect to
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((outward, agent.port), timeout=5).close()
+    with socket.create_connection(("127.0.0.1", agent.port), timeout=5):
+        pass
 
 
 # --- the scrape's own failures -------------------------------------------------------------------
