@@ -214,8 +214,23 @@ def make_registry(
 LISTEN_BACKLOG = 1024
 
 
+#: Seconds a connection may go without sending (or reading) a byte before the endpoint closes
+#: it: a client that never finishes its request holds a thread until then, not forever.
+#: Prometheus's own scrape timeout is 10 s by default.
+REQUEST_TIMEOUT = 30.0
+
+
 class _QuietHandler(WSGIRequestHandler):
-    """No access log on the application's stderr."""
+    """No access log on the application's stderr; a connection idle for ``REQUEST_TIMEOUT``
+    is closed (quietly: wsgiref would print a traceback for it)."""
+
+    timeout = REQUEST_TIMEOUT
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except TimeoutError:  # the client went quiet mid-request or stopped reading
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

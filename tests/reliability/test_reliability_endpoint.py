@@ -500,8 +500,8 @@ def open_slowloris(port: int) -> socket.socket:
 
 def test_slowloris_connections_do_not_stop_other_scrapes(agent: AgentProcess) -> None:
     """While 20 clients hang mid-header and one connects and sends nothing, scrapes are still
-    answered (a thread per connection); a hung request that is finished later still gets its
-    complete answer (the server holds the connection, no read timeout)."""
+    answered (a thread per connection); a hung request that is finished later (within the
+    endpoint's ``REQUEST_TIMEOUT``) still gets its complete answer."""
     silent = socket.create_connection(("127.0.0.1", agent.port), timeout=HANG_GUARD)
     hung = []
     try:
@@ -517,6 +517,31 @@ def test_slowloris_connections_do_not_stop_other_scrapes(agent: AgentProcess) ->
         for s in [silent, *hung]:
             s.close()
     assert_serves(agent)
+
+
+def test_a_connection_idle_past_the_request_timeout_is_closed(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A client that stops mid-request holds its thread only until ``REQUEST_TIMEOUT``
+    (30 s; 0.5 s here): then the endpoint closes the connection, answering nothing and
+    printing nothing, and serves on."""
+    from prometheus_client import CollectorRegistry
+
+    from agentrel import _prometheus
+
+    monkeypatch.setattr(_prometheus._QuietHandler, "timeout", 0.5)
+    server = MetricsServer(CollectorRegistry(auto_describe=False), "127.0.0.1", 0)
+    try:
+        silent = socket.create_connection(("127.0.0.1", server.port), timeout=HANG_GUARD)
+        half = open_slowloris(server.port)
+        with silent, half:
+            assert silent.recv(1024) == b""  # closed by the server (HANG_GUARD: a hang bound)
+            assert half.recv(1024) == b""
+        assert get(server.port).status == 200
+    finally:
+        server.shutdown()
+    assert capfd.readouterr().err == ""
+    assert telemetry_errors() == {}
 
 
 def test_shutdown_returns_with_hung_connections_open(fresh_agent: AgentProcess) -> None:
