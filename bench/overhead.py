@@ -381,7 +381,7 @@ def _count(name: str, n: int) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
-        env = dict(os.environ)
+        env = dict(os.environ, PYTHONHASHSEED="0")  # same hashing, same instructions
         if name in ("configured-tool", "handwritten", "contract-floor"):
             env["AGENTREL_BENCH_SDK"] = "1"
         subprocess.run(

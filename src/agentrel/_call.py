@@ -393,7 +393,8 @@ def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> None:
     # a thread that outlived the run): its own fate decides absorption and dispositions.
     if call._failures:
         _record.failures(call._failures, failed)
-    _record.tokens(None, None, useful, wasted)
+    if useful or wasted:
+        _record.tokens(None, None, useful, wasted)
 
 
 def waste(call: Call) -> None:

@@ -65,9 +65,10 @@ def _capture_result(call: Call, result: Any) -> None:
         telemetry_error("capture", exc)
 
 
-def _adopted(spec: CallSpec) -> Call | None:
-    parent = CALL.get()
-    if parent is not None and (parent.adoptable or parent.spec is spec):
+def _adopted(parent: Call, spec: CallSpec) -> Call | None:
+    """The enclosing call, when this tool's invocation is that call's attempt (a retry
+    integration's call, or this very tool retried inside its own call)."""
+    if parent.adoptable or parent.spec is spec:
         try:
             return parent if parent.adopt(spec) else None
         except Exception as exc:
@@ -88,7 +89,8 @@ def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             if not T.armed or (not T.active and RUN.get() is None):
                 return await fn(*args, **kwargs)
-            adopted = _adopted(spec)
+            parent = CALL.get()
+            adopted = _adopted(parent, spec) if parent is not None else None
             if adopted is not None:
                 return await _run_adopted_async(adopted, fn, args, kwargs, pred)
             begun = _begin(spec)
@@ -104,7 +106,7 @@ def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any
                 raise
             if T.capture_content:
                 _capture_result(call, result)
-            _end(call, saved, None, flags(pred, result, "failure_when"))
+            _end(call, saved, None, pred is not None and flags(pred, result, "failure_when"))
             return result
 
         return async_wrapper
@@ -113,7 +115,8 @@ def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not T.armed or (not T.active and RUN.get() is None):
             return fn(*args, **kwargs)
-        adopted = _adopted(spec)
+        parent = CALL.get()
+        adopted = _adopted(parent, spec) if parent is not None else None
         if adopted is not None:
             return _run_adopted(adopted, fn, args, kwargs, pred)
         begun = _begin(spec)
@@ -129,7 +132,7 @@ def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any
             raise
         if T.capture_content:
             _capture_result(call, result)
-        _end(call, saved, None, flags(pred, result, "failure_when"))
+        _end(call, saved, None, pred is not None and flags(pred, result, "failure_when"))
         return result
 
     return wrapper
