@@ -154,6 +154,27 @@ def test_endpoint_serves_openmetrics_with_exemplars() -> None:
     assert re.search(rf'# {{span_id="[0-9a-f]{{16}}",trace_id="{trace_id}"}} 0', line), line
 
 
+def test_name_filter_serves_the_families_asked_for() -> None:
+    """``/metrics?name[]=...`` (prometheus_client's filter) serves exactly the series asked for,
+    though agentrel's collector learns its names only at scrape time."""
+    reader = InMemoryMetricReader()
+    mp = MeterProvider(metric_readers=[reader])
+    T.inject(TracerProvider(), mp)
+    server = MetricsServer(registry_for(reader), "127.0.0.1", 0)
+    try:
+        with agentrel.run("flt"):
+            pass
+        url = server.url + "?name[]=agentrel_run_retry_depth_count&name[]=agentrel_run_attempts_sum"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            body = resp.read().decode()
+    finally:
+        server.shutdown()
+        T.uninject()
+        mp.shutdown()
+    samples = [ln.split("{")[0] for ln in body.splitlines() if ln and not ln.startswith("#")]
+    assert sorted(samples) == ["agentrel_run_attempts_sum", "agentrel_run_retry_depth_count"]
+
+
 def test_openmetrics_is_parseable_and_typed() -> None:
     """The OpenMetrics exposition declares the right type for every contract metric."""
     from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse

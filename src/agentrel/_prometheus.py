@@ -203,7 +203,10 @@ def make_registry(
 ) -> tuple[CollectorRegistry, OpenTelemetryCollector]:
     """``registry_for`` that also returns the collector (to switch readers after a fork)."""
     collector = OpenTelemetryCollector(reader)
-    registry = CollectorRegistry(auto_describe=False)
+    try:  # names known only at scrape time: ``/metrics?name[]=...`` must still find them
+        registry = CollectorRegistry(auto_describe=False, support_collectors_without_names=True)
+    except TypeError:  # prometheus_client < 0.21: ``name[]`` filters find nothing
+        registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     return registry, collector
 
