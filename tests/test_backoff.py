@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import backoff
@@ -56,60 +55,7 @@ def _on_exc(target: Any, **kw: Any) -> Any:
     )(as_function(target))
 
 
-def test_recovered_sync(cap: testing.Capture) -> None:
-    """Two failures then success: one recovered call, 3 attempts, 2 waits of 0.01 s."""
-    script = Script(TimeoutError(), ConnectionError())
-    search = agentrel.tool("search")(_on_exc(script))
-    with agentrel.run("support") as run:
-        assert search() == "ok"
-    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 2, 3)
-    h = cap.histogram(
-        TOOL_ATTEMPTS, {"gen_ai.tool.name": "search", "agentrel.outcome": "recovered"}
-    )
-    assert (h.count, h.sum) == (1, 3)
-    assert cap.counter(FAILURES, {"error.type": "TimeoutError", "agentrel.absorbed": "true"}) == 1
-    assert (
-        cap.counter(FAILURES, {"error.type": "ConnectionError", "agentrel.absorbed": "true"}) == 1
-    )
-    d = cap.histogram(DELAY, {"gen_ai.tool.name": "search"})
-    assert (d.count, d.sum) == (2, 0.02)
-
-
-def test_recovered_async(cap: testing.Capture) -> None:
-    """The same with an async function and backoff's async machinery."""
-    script = Script(TimeoutError(), TimeoutError())
-
-    @agentrel.tool("search")
-    @backoff.on_exception(
-        backoff.constant, TimeoutError, interval=0.01, jitter=None, max_tries=4, **handlers()
-    )
-    async def search() -> Any:
-        return script()
-
-    async def main() -> Any:
-        async with agentrel.run("support") as run:
-            value = await search()
-        return value, run
-
-    value, run = asyncio.run(main())
-    assert value == "ok"
-    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 2, 3)
-    assert cap.histogram(TOOL_ATTEMPTS, {"agentrel.outcome": "recovered"}).sum == 3
-    assert cap.histogram(DELAY).count == 2
-
-
-def test_exhausted_raises_the_last_error(cap: testing.Capture) -> None:
-    """max_tries reached: the last error propagates; exhausted, 3 unabsorbed failures."""
-    script = Script(TimeoutError(), TimeoutError(), TimeoutError())
-    search = agentrel.tool("search")(_on_exc(script, max_tries=3))
-    with pytest.raises(TimeoutError) as info, agentrel.run("support") as run:
-        search()
-    assert info.value is script.raised[-1]
-    assert (run.outcome, run.retry_depth, run.attempts) == ("exhausted", 3, 3)
-    assert cap.counter(FAILURES, {"agentrel.absorbed": "false"}) == 3
-    h = cap.histogram(TOOL_ATTEMPTS, {"agentrel.outcome": "exhausted"})
-    assert (h.count, h.sum) == (1, 3)
-    assert cap.histogram(DELAY).count == 2
+# Recovered and exhausted retries, sync and async: tests/test_retry_contract.py.
 
 
 def test_giveup_on_first_attempt_is_failed(cap: testing.Capture) -> None:

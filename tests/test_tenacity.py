@@ -91,7 +91,7 @@ def snapshot(cap: testing.Capture) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
-# --- stacking order -------------------------------------------------------------------------------
+# --- stacking order (the cross-library contract, both orders: tests/test_retry_contract.py) ------
 def _stack_sync(order: str, script: Script, sleeps: Sleeps) -> Callable[[], Any]:
     r = retry(wait=wait_fixed(0.25), stop=stop_after_attempt(5), sleep=sleeps, reraise=True)
     t = agentrel.tool("search", system="kb")
@@ -100,82 +100,10 @@ def _stack_sync(order: str, script: Script, sleeps: Sleeps) -> Callable[[], Any]
     return r(t(script))  # type: ignore[no-any-return]
 
 
-def _stack_async(order: str, script: Script, sleeps: AsyncSleeps) -> Callable[[], Any]:
-    async def search() -> Any:
-        return script()
-
-    r = retry(wait=wait_fixed(0.25), stop=stop_after_attempt(5), sleep=sleeps, reraise=True)
-    t = agentrel.tool("search", system="kb")
-    if order == "tool_outside":
-        return t(r(search))  # type: ignore[no-any-return]
-    return r(t(search))  # type: ignore[no-any-return]
-
-
 ORDERS = [
     pytest.param("tool_outside", id="tool-outside-retry"),
     pytest.param("tool_inside", id="tool-inside-retry"),
 ]
-
-
-def _recovered_scenario(order: str, is_async: bool) -> dict[str, list[tuple[Any, ...]]]:
-    script = Script(TimeoutError("a"), ConnectionError("b"))
-    with testing.capture() as cap:
-        if is_async:
-            sleeps: Sleeps = AsyncSleeps()
-            fn = _stack_async(order, script, sleeps)  # type: ignore[arg-type]
-
-            async def main() -> Any:
-                async with agentrel.run("support") as run:
-                    value = await fn()
-                return value, run
-
-            value, run = asyncio.run(main())
-        else:
-            sleeps = Sleeps()
-            fn = _stack_sync(order, script, sleeps)
-            with agentrel.run("support") as run:
-                value = fn()
-        assert value == "ok"
-        assert script.calls == 3
-        assert sleeps.waits == [0.25, 0.25]
-        assert (run.outcome, run.attempts, run.retry_depth) == ("recovered", 3, 2)
-        h = cap.histogram(
-            TOOL_ATTEMPTS, {"gen_ai.tool.name": "search", "agentrel.outcome": "recovered"}
-        )
-        assert (h.count, h.sum) == (1, 3)
-        assert (
-            cap.counter(FAILURES, {"error.type": "TimeoutError", "agentrel.absorbed": "true"}) == 1
-        )
-        assert (
-            cap.counter(FAILURES, {"error.type": "ConnectionError", "agentrel.absorbed": "true"})
-            == 1
-        )
-        assert cap.counter(FAILURES) == 2
-        d = cap.histogram(DELAY, {"gen_ai.tool.name": "search"})
-        assert (d.count, d.sum) == (2, 0.5)
-        depth = cap.histogram(DEPTH, {"agentrel.outcome": "recovered"})
-        assert (depth.count, depth.sum, depth.buckets) == (1, 2, {2.0: 1})
-        spans = [s.name for s in cap.spans()]
-        assert spans == ["execute_tool search", "invoke_agent support"]
-        tool_span = cap.spans("execute_tool search")[0]
-        events = [e for e in tool_span.events if e.name == "agentrel.attempt"]
-        assert [e.attributes["agentrel.attempt.number"] for e in events] == [1, 2, 3]
-        assert [e.attributes.get("error.type") for e in events] == [
-            "TimeoutError",
-            "ConnectionError",
-            None,
-        ]
-        assert [e.attributes.get("agentrel.retry.delay") for e in events] == [None, 0.25, 0.25]
-        return snapshot(cap)
-
-
-@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
-def test_same_metrics_whatever_the_decorator_order(is_async: bool) -> None:
-    """@agentrel.tool outside or inside @retry: identical metrics, exact values."""
-    outside = _recovered_scenario("tool_outside", is_async)
-    testing.reset()
-    inside = _recovered_scenario("tool_inside", is_async)
-    assert outside == inside
 
 
 def _called_from_an_llm_turn(order: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -209,27 +137,6 @@ def test_retry_belongs_to_the_tool_not_to_an_enclosing_call() -> None:
     testing.reset()
     inside = _called_from_an_llm_turn("tool_inside")
     assert outside == inside
-
-
-@pytest.mark.parametrize("order", ORDERS)
-def test_order_does_not_change_an_exhausted_retry(order: str) -> None:
-    """Exhaustion (reraise=True) in both orders: 3 failures, none absorbed, the last raises."""
-    script = Script(TimeoutError("1"), TimeoutError("2"), TimeoutError("3"))
-    sleeps = Sleeps()
-    r = retry(wait=wait_fixed(0.1), stop=stop_after_attempt(3), sleep=sleeps, reraise=True)
-    t = agentrel.tool("search")
-    fn = t(r(script)) if order == "tool_outside" else r(t(script))
-    with testing.capture() as cap:
-        with pytest.raises(TimeoutError) as info, agentrel.run("support") as run:
-            fn()
-        assert info.value is script.raised[-1]
-        assert (run.outcome, run.attempts, run.retry_depth) == ("exhausted", 3, 3)
-        h = cap.histogram(TOOL_ATTEMPTS, {"agentrel.outcome": "exhausted"})
-        assert (h.count, h.sum) == (1, 3)
-        assert cap.counter(FAILURES, {"agentrel.absorbed": "false"}) == 3
-        assert cap.counter(FAILURES, {"agentrel.absorbed": "true"}) == 0
-        assert cap.histogram(DELAY).sum == pytest.approx(0.2)
-        assert cap.histogram(DELAY).count == 2
 
 
 @pytest.mark.parametrize("order", ORDERS)
