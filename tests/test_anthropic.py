@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
+import pytest
 from anthropic.types import Message
 
 import agentrel
@@ -28,6 +29,30 @@ def test_overloaded_529_is_named_by_the_sdk(cap: testing.Capture) -> None:
     with agentrel.run("support"):
         _create(client)
     assert cap.counter("agentrel.tool.failures", {"error.type": "OverloadedError"}) == 1
+
+
+def test_error_named_from_the_body_as_the_sdk_names_it(cap: testing.Capture) -> None:
+    """The SDK picks some classes from the error's details, not the status: three 429s whose
+    body says ``ramp_limit_exceeded`` raise ``RampLimitExceededError``, and every attempt is
+    named so, not ``RateLimitError``."""
+    body = {
+        "type": "error",
+        "error": {
+            "type": "rate_limit_error",
+            "message": "slow down",
+            "details": {"error_code": "ramp_limit_exceeded"},
+        },
+    }
+    script = Script((429, body), (429, body), (429, body))
+    client = agentrel.instrument(anthropic_client(script))
+    with pytest.raises(anthropic.RateLimitError) as info, agentrel.run("support"):
+        _create(client)
+    assert type(info.value).__qualname__ == "RampLimitExceededError"
+    assert {a["error.type"]: p.value for a, p in cap.points("agentrel.tool.failures")} == {
+        "RampLimitExceededError": 3
+    }
+    (span,) = cap.spans(f"chat {MODEL}")
+    assert span.attributes["error.type"] == "RampLimitExceededError"
 
 
 def test_with_raw_response_and_with_options(cap: testing.Capture) -> None:

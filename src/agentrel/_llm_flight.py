@@ -98,6 +98,16 @@ class _Flight:
         self.failed_at = _clock.now()
 
     def _status_error_type(self, status: int, response: Any) -> str:
+        """The class the SDK raises for this response: from its body when the body has been
+        read already (a request that is not streamed: some SDKs pick the class from the
+        error's details, Anthropic's ``RampLimitExceededError`` for a 429), else from the
+        status alone. Only reads what the SDK has read; never reads the response."""
+        make = getattr(self.client, "_make_status_error_from_response", None)
+        if make is not None and getattr(response, "is_stream_consumed", False):
+            try:
+                return type(make(response)).__qualname__
+            except Exception:
+                pass
         key = (self.adapter.provider, status)
         name = _status_names.get(key)
         if name is None:

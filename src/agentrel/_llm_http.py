@@ -9,9 +9,10 @@ are seen where every one of them must pass: the ``send`` method of the SDK clien
   previous attempt failed: the SDK's sleep plus the microseconds it takes to build the next
   request) and opens the next attempt;
 * after an error response (status >= 400) or a transport error: closes the attempt as failed,
-  with ``error.type`` the SDK exception class that status or error maps to (``RateLimitError``,
-  ``InternalServerError``, ``APITimeoutError``...), the same name the SDK's raised exception
-  gives when the last attempt fails, so one status gives one ``error.type`` either way.
+  with ``error.type`` the SDK exception class that response or error maps to
+  (``RateLimitError``, ``InternalServerError``, ``APITimeoutError``...: from the body the SDK
+  has read, else the status), the same name the SDK's raised exception gives when the last
+  attempt fails, so one response gives one ``error.type`` either way.
 
 Nothing about the request, the response or the SDK's retry decision is changed: the hook only
 reads the status and the clock. Outside an instrumented call it is one contextvar read.
