@@ -33,6 +33,7 @@ from agentrel import testing
 from agentrel.integrations import stamina as agentrel_stamina
 from agentrel.integrations import tenacity as agentrel_tenacity
 from agentrel.integrations.backoff import handlers
+from points import snapshot
 
 WAIT = 0.01
 MAX_ATTEMPTS = 3
@@ -256,22 +257,6 @@ def test_backoff_inside_agrees_on_the_run(cap: testing.Capture, scenario: str) -
     assert got["run_attempts"] == s.attempts
     n_calls = sum(n for n, _ in got["calls"].values())
     assert n_calls == s.attempts  # one call per attempt: not merged
-
-
-def snapshot(cap: testing.Capture) -> dict[str, list[tuple[Any, ...]]]:
-    """Every metric point agentrel recorded; timings reduced to their count."""
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    for name in sorted(cap.metric_names()):
-        rows = []
-        for attrs, p in cap.points(name):
-            key = tuple(sorted(attrs.items()))
-            if hasattr(p, "bucket_counts"):
-                timed = name.endswith("duration") or name.endswith("recovery_time")
-                rows.append((key, p.count, None if timed else p.sum))
-            else:
-                rows.append((key, p.value))
-        out[name] = sorted(rows)
-    return out
 
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])

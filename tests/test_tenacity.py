@@ -25,6 +25,7 @@ from tenacity import (
 import agentrel
 from agentrel import testing
 from agentrel.integrations import tenacity as agentrel_tenacity
+from points import snapshot
 
 TOOL_ATTEMPTS = "agentrel.tool.attempts"
 FAILURES = "agentrel.tool.failures"
@@ -73,22 +74,6 @@ class Sleeps:
 class AsyncSleeps(Sleeps):
     async def __call__(self, seconds: float) -> None:  # type: ignore[override]
         self.waits.append(seconds)
-
-
-def snapshot(cap: testing.Capture) -> dict[str, list[tuple[Any, ...]]]:
-    """Every agentrel metric point, durations reduced to their count (they are timings)."""
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    for name in sorted(cap.metric_names()):
-        rows = []
-        for attrs, p in cap.points(name):
-            key = tuple(sorted(attrs.items()))
-            if hasattr(p, "bucket_counts"):
-                timed = name.endswith("duration") or name.endswith("recovery_time")
-                rows.append((key, p.count, None if timed else p.sum))
-            else:
-                rows.append((key, p.value))
-        out[name] = sorted(rows)
-    return out
 
 
 # --- stacking order (the cross-library contract, both orders: tests/test_retry_contract.py) ------
