@@ -28,14 +28,14 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from . import _catalogue as cat
 from . import _clock, _coldstart, _record
-from ._content import content
+from ._content import exception_content
 from ._current import CALL, RUN
 from ._guard import telemetry_error, warn_once
 from ._outcome import call_outcome
 from ._run import Run
 from ._runtime import T
 from ._span import BorrowedSpan
-from ._spec import CallSpec, error_type, exception_message
+from ._spec import CallSpec, error_type
 from ._tokens import Tokens, by_type, merge
 
 
@@ -205,8 +205,7 @@ class Call:
         if etype is not None:
             attrs[cat.ERROR_TYPE] = etype
         if exc is not None and T.capture_content:
-            text = exception_message(exc)  # None: its own __str__ raised
-            message = content(text) if text is not None else None
+            message = exception_content(exc)
             if message is not None:
                 attrs["exception.message"] = message
         if self._delay is not None:

@@ -235,6 +235,18 @@ _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9]+")
 _ANNOTATION = re.compile(r"{.*}")
 
 
+def has_utf8(text: str) -> bool:
+    """Whether ``text`` has a UTF-8 form (no lone surrogate): what OTLP and the Prometheus
+    text formats can carry as a name or a label value."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def prometheus_unit(unit: str) -> str:
     """The Prometheus unit of a UCUM unit OpenTelemetry translates (``s`` -> ``seconds``),
     ``""`` for annotations, ``1`` and units it has no word for (OpenMetrics ``# UNIT``)."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
+from . import _catalogue as cat
 from ._guard import logger, telemetry_error
 from ._runtime import T, is_set
 
@@ -165,10 +166,8 @@ def _validate(
     for c in cohorts:
         if not isinstance(c, str) or not c:
             raise TypeError(f"every cohort must be a non-empty str, got {c!r}")
-        try:  # a label value: the OTLP exporter logs an encoding error for each one not UTF-8
-            c.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"every cohort must be encodable as UTF-8, got {c!r}") from None
+        if not cat.has_utf8(c):  # a label value: OTLP could not encode it
+            raise ValueError(f"every cohort must be encodable as UTF-8, got {c!r}")
         allowed.append(c)
     if not isinstance(capture_content, bool):
         raise TypeError(f"capture_content must be True or False, got {capture_content!r}")

@@ -42,6 +42,19 @@ def content(value: Any) -> str | None:
         return None
 
 
+def exception_content(exc: BaseException) -> str | None:
+    """An exception's message as captured content (``content``), or ``None``: capture off,
+    redaction failed, or the exception's own ``__str__`` raised (then it has no message, which
+    is no telemetry error)."""
+    if not T.capture_content:
+        return None
+    try:
+        text = str(exc)
+    except Exception:
+        return None
+    return content(text)
+
+
 def set_content(span: Any, key: str, value: Any) -> None:
     """Put captured content on a recording span (a no-op when capture is off)."""
     if span is None or not T.capture_content or not span.is_recording():

@@ -342,13 +342,8 @@ def _check_str(value: object, what: str, *, optional: bool = True, utf8: bool = 
         return
     if not isinstance(value, str) or not value:
         raise TypeError(f"{what} must be a non-empty str, got {value!r}")
-    if utf8 and not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(
-                f"{what} must be encodable as UTF-8 (no lone surrogates), got {value!r}"
-            ) from None
+    if utf8 and not cat.has_utf8(value):
+        raise ValueError(f"{what} must be encodable as UTF-8 (no lone surrogates), got {value!r}")
 
 
 def _check_callable(value: object, what: str) -> None:

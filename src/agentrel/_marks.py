@@ -64,9 +64,8 @@ def reject(reason: str | None = None) -> None:
             warn_once("reject:norun", "agentrel.reject() called outside any run or call: ignored")
             return
         with run._lock:
-            last, run._last_call = run._last_call, None
-            if run._closed:
-                last = None
+            last = None if run._closed else run._last_call  # a closed run's figures are final
+            run._last_call = None
             if last is not None:
                 _, tokens = last
                 for k, v in tokens.items():

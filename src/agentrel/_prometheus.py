@@ -25,7 +25,7 @@ from prometheus_client.core import Metric as PromMetric
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Exemplar
 
-from ._catalogue import prometheus_label, prometheus_metric_name, prometheus_unit
+from ._catalogue import has_utf8, prometheus_label, prometheus_metric_name, prometheus_unit
 from ._guard import OwnMessage, telemetry_error
 
 
@@ -41,13 +41,9 @@ def _utf8(s: str) -> str:
     """``s`` with every lone surrogate (not encodable as UTF-8: a name decoded with
     ``surrogateescape``, say) replaced by U+FFFD. One such label value would otherwise make
     every scrape of the endpoint fail with a ``UnicodeEncodeError``."""
-    if s.isascii():
+    if has_utf8(s):
         return s
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in s)
-    return s
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in s)
 
 
 def _labels(attrs: Any) -> dict[str, str]:

@@ -18,13 +18,13 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from . import _callcounts, _clock, _cost, _record
 from . import _catalogue as cat
-from ._content import content
+from ._content import exception_content
 from ._current import CALL, RUN
 from ._guard import telemetry_error
 from ._outcome import run_outcome
 from ._runtime import T
 from ._span import BorrowedSpan
-from ._spec import CallSpec, error_type, exception_message
+from ._spec import CallSpec, error_type
 from ._tokens import Tokens, merge, total
 
 
@@ -315,8 +315,7 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
                 sattrs[cat.ERROR_TYPE] = et
                 span.set_status(Status(StatusCode.ERROR, et))
                 if T.capture_content:
-                    text = exception_message(exc)  # None: its own __str__ raised
-                    message = content(text) if text is not None else None
+                    message = exception_content(exc)
                     if message is not None:
                         sattrs["exception.message"] = message
             span.set_attributes(sattrs)

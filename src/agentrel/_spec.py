@@ -17,15 +17,6 @@ def error_type(exc: BaseException) -> str:
     return type(exc).__qualname__
 
 
-def exception_message(exc: BaseException) -> str | None:
-    """``str(exc)`` for ``capture_content``, or ``None`` when the exception's own ``__str__``
-    raises: the application's exception then has no message, which is no telemetry error."""
-    try:
-        return str(exc)
-    except Exception:
-        return None
-
-
 class CallSpec:
     """What is known about a call site before it runs: computed once, at decoration."""
 
