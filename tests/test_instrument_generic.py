@@ -135,7 +135,7 @@ def test_weakref_callback_never_takes_the_hook_lock() -> None:
     import gc
     import threading
 
-    from agentrel import _llm_http as _instrument
+    from agentrel._llm import http as _instrument
 
     class Http:
         def send(self, request: object) -> object:
@@ -155,11 +155,11 @@ def test_weakref_callback_never_takes_the_hook_lock() -> None:
             gc.collect()  # the callback runs here, with the lock held
             assert key in _instrument._dead
         fresh = Http()
-        _instrument._install_hook(fresh, False)  # purges under the lock
+        _instrument.install_hook(fresh, False)  # purges under the lock
         entry = _instrument._hooks.get(key)
         assert entry is None or entry[0]() is fresh  # (ids may be reused)
         assert key not in _instrument._dead
-        _instrument._remove_hook(fresh)
+        _instrument.remove_hook(fresh)
 
     worker = threading.Thread(target=collect_under_lock, daemon=True)
     worker.start()
