@@ -870,3 +870,47 @@ def test_uninstrument_gives_the_original_back(
     assert cap.spans() == []
     assert _points(cap, "agentrel.tool.attempts") == []
     assert agentrel.uninstrument(bare) is bare
+
+
+# --- a new client from an instrumented one --------------------------------------------------
+#: constructor parameters the SDKs' own copy() leaves out on purpose (openai-python's
+#: ``test_copy_signature`` excludes the first three; Anthropic adds its token cache)
+NOT_COPIED = {"transport", "proxies", "_strict_response_validation", "_token_cache"}
+
+
+@pytest.mark.parametrize("method", ["copy", "with_options"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("api", APIS)
+def test_copy_has_the_sdk_signature_and_stays_instrumented(
+    cap: testing.Capture, clock: FakeClock, api: Api, mode: Any, method: str
+) -> None:
+    """``copy()`` / ``with_options()`` on the proxy are the client's own: the same signature,
+    name and docstring (the SDKs' own signature test, run on the instrumented client: every
+    constructor parameter is one of copy()'s), and the client they make is instrumented: a
+    call through it with a hidden retry records exactly that."""
+    script = Timed(clock, *failing(429, then=(200, api.body())))
+    bare = api.client(script, mode)
+    client = agentrel.instrument(bare)
+    mine, sdk = getattr(client, method), getattr(bare, method)
+    assert inspect.signature(mine) == inspect.signature(sdk)
+    assert (mine.__name__, mine.__qualname__, mine.__doc__) == (
+        sdk.__name__,
+        sdk.__qualname__,
+        sdk.__doc__,
+    )
+    init = inspect.signature(bare.__init__)
+    copy = inspect.signature(mine)
+    missing = [n for n in init.parameters if n not in copy.parameters and n not in NOT_COPIED]
+    assert missing == []
+
+    copied = mine(max_retries=1)
+    assert type(copied) is not type(bare) and isinstance(copied, type(bare))  # a proxy
+    assert copied.max_retries == 1 and agentrel.instrument(copied) is copied
+    _timed_backoff(copied, clock)
+    result = mode.call(lambda: api.create(copied))
+    assert type(result) is api.result_type and script.retry_counts == ["0", "1"]
+    check_call(
+        cap,
+        api,
+        Expected(RECOVERED, (api.error(429),), api.tokens, api.response_model, api.body_details),
+    )

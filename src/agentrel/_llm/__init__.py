@@ -9,8 +9,8 @@ The pieces are described in docs/architecture.md.
 from __future__ import annotations
 
 from .adapter import ADAPTERS, CREATE, RAW, STREAM, Adapter, Usage
+from .dispatch import instrument, uninstrument
 from .flight import forget_streams, llm_spec
-from .instrument import instrument, uninstrument
 
 __all__ = [
     "ADAPTERS",

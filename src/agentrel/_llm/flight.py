@@ -225,7 +225,7 @@ Ctx = tuple[Any, "Token[Flight | None]"]
 #: Flights of returned streams not yet ended (read to the end, closed, or abandoned).
 _open_streams: set[Flight] = set()
 _streams_lock = threading.Lock()
-#: Flights of streams collected before they ended (``_settle``): ended at the next safe point.
+#: Flights of streams collected before they ended: ended at the next safe point (``SettleQueue``).
 _collected = SettleQueue()
 
 
