@@ -914,3 +914,29 @@ def test_copy_has_the_sdk_signature_and_stays_instrumented(
         api,
         Expected(RECOVERED, (api.error(429),), api.tokens, api.response_model, api.body_details),
     )
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("api", APIS)
+def test_the_sdks_own_http_client_is_hooked_too(
+    cap: testing.Capture, clock: FakeClock, api: Api, mode: Any
+) -> None:
+    """Given no ``http_client=``, the SDK sends through a client of its own making (of
+    ``httpx2``, in the SDK majors installed here; ``httpx`` in older ones): its ``send`` is
+    hooked the same way, a hidden retry recorded exactly, and uninstrument() unhooks it."""
+    script = Timed(clock, *failing(500, then=(200, api.body())))
+    bare = api.client(script, mode, sdk_http=True)
+    http = bare._client
+    assert isinstance(http, httpx2.AsyncClient if mode.is_async else httpx2.Client)
+    assert type(http) is not (httpx2.AsyncClient if mode.is_async else httpx2.Client)
+    client = agentrel.instrument(bare)
+    assert "send" in vars(http)
+    result = mode.call(lambda: api.create(client))
+    assert type(result) is api.result_type and script.retry_counts == ["0", "1"]
+    check_call(
+        cap,
+        api,
+        Expected(RECOVERED, (api.error(500),), api.tokens, api.response_model, api.body_details),
+    )
+    agentrel.uninstrument(client)
+    assert "send" not in vars(http)
