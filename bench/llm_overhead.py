@@ -9,8 +9,8 @@ amplification metrics an LLM call brings). Measured in one process: bare and ins
 interleaved (the order alternating each round), the ratio of each round, median of the rounds.
 
 For reference, the first section also times the least any GenAI-semconv instrumentation must do
-per call (what the issue asks for, written by hand against the OpenTelemetry API): a ``chat
-{model}`` CLIENT span with its request and response attributes, one
+per call (written by hand against the OpenTelemetry API): a ``chat {model}`` CLIENT span with
+its request and response attributes, one
 ``gen_ai.client.operation.duration`` and two ``gen_ai.client.token.usage`` records. That floor
 is the SDK's own cost; agentrel's figure is read against it.
 
@@ -246,7 +246,7 @@ def main() -> None:
             args.rounds,
             args.calls,
         )
-        print("-- pricing (issue 13): agentrel.cost on ÷ off, same instrumented client")
+        print("-- pricing: agentrel.cost on ÷ off, same instrumented client")
         bench_pricing(oa(oa_inst), an(an_inst), args.rounds, args.calls)
     print("-- unconfigured (no provider), outside any run: the fast path")
     measure("openai chat.completions", oa(oa_bare), oa(oa_inst), args.rounds, args.calls, run=False)

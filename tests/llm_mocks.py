@@ -206,17 +206,34 @@ def error(status: int) -> Reply:
     return status, {"error": {"message": f"status {status}", "type": "error"}}
 
 
-def openai_client(script: Script, *, is_async: bool = False, **kwargs: Any) -> Any:
+def openai_client(
+    script: Script, *, is_async: bool = False, sdk_http: bool = False, **kwargs: Any
+) -> Any:
+    """An OpenAI client answered by ``script``: through an ``httpx2`` client given as
+    ``http_client=``, or (``sdk_http``) through the HTTP client the SDK makes itself."""
     import openai
 
     cls = openai.AsyncOpenAI if is_async else openai.OpenAI
-    http = script.async_client() if is_async else script.client()
-    return cls(api_key="sk-test", base_url="http://mock/v1", http_client=http, **kwargs)
+    return _client(cls, "http://mock/v1", script, is_async, sdk_http, kwargs)
 
 
-def anthropic_client(script: Script, *, is_async: bool = False, **kwargs: Any) -> Any:
+def anthropic_client(
+    script: Script, *, is_async: bool = False, sdk_http: bool = False, **kwargs: Any
+) -> Any:
+    """An Anthropic client answered by ``script`` (as ``openai_client``)."""
     import anthropic
 
     cls = anthropic.AsyncAnthropic if is_async else anthropic.Anthropic
+    return _client(cls, "http://mock", script, is_async, sdk_http, kwargs)
+
+
+def _client(
+    cls: Any, url: str, script: Script, is_async: bool, sdk_http: bool, kwargs: dict[str, Any]
+) -> Any:
     http = script.async_client() if is_async else script.client()
-    return cls(api_key="sk-test", base_url="http://mock", http_client=http, **kwargs)
+    if not sdk_http:
+        return cls(api_key="sk-test", base_url=url, http_client=http, **kwargs)
+    client = cls(api_key="sk-test", base_url=url, **kwargs)
+    own = client._client  # the SDK's own class: its transport answers from the script
+    own._transport, own._mounts = http._transport, {}
+    return client

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import subprocess
 import sys
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import pytest
 
 import agentrel
-from agentrel import testing
+from agentrel import _llm, testing
+from agentrel import instrumentation as ai
 
 
 class SearchClient:
@@ -103,6 +107,8 @@ def test_twice_is_a_no_op_and_uninstrument() -> None:
         pytest.param({"search": {"colour": "red"}}, "unknown metadata", id="unknown-key"),
         pytest.param({"search": {"idempotent": "yes"}}, "idempotent", id="bad-value"),
         pytest.param({}, "non-empty", id="empty"),
+        pytest.param({"search": {"name": None}}, "tool name", id="name-none"),
+        pytest.param({"search": {"failure_when": 3}}, "failure_when", id="bad-predicate"),
     ],
 )
 def test_bad_tools_fail_at_instrument_time(tools: dict[str, object], match: str) -> None:
@@ -135,7 +141,7 @@ def test_weakref_callback_never_takes_the_hook_lock() -> None:
     import gc
     import threading
 
-    from agentrel import _llm_http as _instrument
+    from agentrel._llm import http as _instrument
 
     class Http:
         def send(self, request: object) -> object:
@@ -155,13 +161,59 @@ def test_weakref_callback_never_takes_the_hook_lock() -> None:
             gc.collect()  # the callback runs here, with the lock held
             assert key in _instrument._dead
         fresh = Http()
-        _instrument._install_hook(fresh, False)  # purges under the lock
+        _instrument.install_hook(fresh, False)  # purges under the lock
         entry = _instrument._hooks.get(key)
         assert entry is None or entry[0]() is fresh  # (ids may be reused)
         assert key not in _instrument._dead
-        _instrument._remove_hook(fresh)
+        _instrument.remove_hook(fresh)
 
     worker = threading.Thread(target=collect_under_lock, daemon=True)
     worker.start()
     worker.join(timeout=10)
     assert not worker.is_alive(), "the weakref callback blocked on the hook lock"
+
+
+class FakeLLM:
+    """The client of an SDK agentrel learns through an adapter: a ``with_options()``, no
+    ``copy()``."""
+
+    def __init__(self, tag: str = "a") -> None:
+        self.tag = tag
+        self.chat = FakeChat()
+
+    def with_options(self, *, tag: str, retries: int = 2) -> FakeLLM:
+        """A new client with another tag."""
+        return FakeLLM(tag)
+
+
+class FakeChat:
+    def create(self, *, model: str) -> str:
+        return f"answer from {model}"
+
+
+class FakeAdapter(ai.Adapter):
+    provider = "fake"
+    tree: ClassVar[Mapping[str, Any]] = {"chat": {"create": ai.CREATE}}
+
+
+def test_registered_sdk_client_keeps_with_options_and_lacks_copy(
+    cap: testing.Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registered SDK's client: ``with_options`` on the proxy has the client's signature and
+    docstring and makes an instrumented client; a ``copy`` the client lacks the proxy lacks."""
+    monkeypatch.setitem(_llm.ADAPTERS, __name__.partition(".")[0], lambda c: FakeAdapter())
+    bare = FakeLLM()
+    client = agentrel.instrument(bare)
+    assert not hasattr(bare, "copy") and not hasattr(client, "copy")
+    assert inspect.signature(client.with_options) == inspect.signature(bare.with_options)
+    assert str(inspect.signature(client.with_options)) == (
+        "(*, tag: 'str', retries: 'int' = 2) -> 'FakeLLM'"
+    )
+    assert client.with_options.__doc__ == "A new client with another tag."
+    other = client.with_options(tag="b")
+    assert isinstance(other, FakeLLM) and other.tag == "b" and agentrel.instrument(other) is other
+    assert other.chat.create(model="m1") == "answer from m1"
+    [span] = cap.spans("chat m1")
+    assert span.attributes["gen_ai.provider.name"] == "fake"
+    attempts = cap.histogram("agentrel.tool.attempts", {"agentrel.outcome": "success"})
+    assert (attempts.count, attempts.sum) == (1, 1)

@@ -870,3 +870,73 @@ def test_uninstrument_gives_the_original_back(
     assert cap.spans() == []
     assert _points(cap, "agentrel.tool.attempts") == []
     assert agentrel.uninstrument(bare) is bare
+
+
+# --- a new client from an instrumented one --------------------------------------------------
+#: constructor parameters the SDKs' own copy() leaves out on purpose (openai-python's
+#: ``test_copy_signature`` excludes the first three; Anthropic adds its token cache)
+NOT_COPIED = {"transport", "proxies", "_strict_response_validation", "_token_cache"}
+
+
+@pytest.mark.parametrize("method", ["copy", "with_options"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("api", APIS)
+def test_copy_has_the_sdk_signature_and_stays_instrumented(
+    cap: testing.Capture, clock: FakeClock, api: Api, mode: Any, method: str
+) -> None:
+    """``copy()`` / ``with_options()`` on the proxy are the client's own: the same signature,
+    name and docstring (the SDKs' own signature test, run on the instrumented client: every
+    constructor parameter is one of copy()'s), and the client they make is instrumented: a
+    call through it with a hidden retry records exactly that."""
+    script = Timed(clock, *failing(429, then=(200, api.body())))
+    bare = api.client(script, mode)
+    client = agentrel.instrument(bare)
+    mine, sdk = getattr(client, method), getattr(bare, method)
+    assert inspect.signature(mine) == inspect.signature(sdk)
+    assert (mine.__name__, mine.__qualname__, mine.__doc__) == (
+        sdk.__name__,
+        sdk.__qualname__,
+        sdk.__doc__,
+    )
+    init = inspect.signature(bare.__init__)
+    copy = inspect.signature(mine)
+    missing = [n for n in init.parameters if n not in copy.parameters and n not in NOT_COPIED]
+    assert missing == []
+
+    copied = mine(max_retries=1)
+    assert type(copied) is not type(bare) and isinstance(copied, type(bare))  # a proxy
+    assert copied.max_retries == 1 and agentrel.instrument(copied) is copied
+    _timed_backoff(copied, clock)
+    result = mode.call(lambda: api.create(copied))
+    assert type(result) is api.result_type and script.retry_counts == ["0", "1"]
+    check_call(
+        cap,
+        api,
+        Expected(RECOVERED, (api.error(429),), api.tokens, api.response_model, api.body_details),
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("api", APIS)
+def test_the_sdks_own_http_client_is_hooked_too(
+    cap: testing.Capture, clock: FakeClock, api: Api, mode: Any
+) -> None:
+    """Given no ``http_client=``, the SDK sends through a client of its own making (of
+    ``httpx2``, in the SDK majors installed here; ``httpx`` in older ones): its ``send`` is
+    hooked the same way, a hidden retry recorded exactly, and uninstrument() unhooks it."""
+    script = Timed(clock, *failing(500, then=(200, api.body())))
+    bare = api.client(script, mode, sdk_http=True)
+    http = bare._client
+    assert isinstance(http, httpx2.AsyncClient if mode.is_async else httpx2.Client)
+    assert type(http) is not (httpx2.AsyncClient if mode.is_async else httpx2.Client)
+    client = agentrel.instrument(bare)
+    assert "send" in vars(http)
+    result = mode.call(lambda: api.create(client))
+    assert type(result) is api.result_type and script.retry_counts == ["0", "1"]
+    check_call(
+        cap,
+        api,
+        Expected(RECOVERED, (api.error(500),), api.tokens, api.response_model, api.body_details),
+    )
+    agentrel.uninstrument(client)
+    assert "send" not in vars(http)

@@ -53,7 +53,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(_fallback, name)
     if name in ("instrument", "uninstrument"):
-        from . import _instrument
+        from . import _llm
 
-        return getattr(_instrument, name)
+        return getattr(_llm, name)
     raise AttributeError(f"module 'agentrel' has no attribute {name!r}")

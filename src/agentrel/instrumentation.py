@@ -41,7 +41,7 @@ from . import _catalogue as cat
 from ._call import Call, enter, finish_call, start_call
 from ._current import CALL, RUN, current_run, quiet
 from ._guard import flags, logger, telemetry_error, warn_once
-from ._llm_adapter import ADAPTERS, CREATE, RAW, STREAM, Adapter, Usage
+from ._llm import ADAPTERS, CREATE, RAW, STREAM, Adapter, Usage
 from ._marks import record_tokens, reject
 from ._run import Run, before_run_finish, enter_run, finish_run, leave_run, open_run
 from ._runtime import T
@@ -156,7 +156,7 @@ def llm_spec(provider: str, model: str | None) -> CallSpec:
     """The spec of an LLM call (``chat {model}``, a CLIENT span) for ``provider`` (the
     ``gen_ai.provider.name``, e.g. ``"openai"``) and the requested model. Cached per pair and
     bounded: past 256 models, calls are recorded without ``gen_ai.request.model``."""
-    from ._llm_flight import llm_spec as spec
+    from ._llm import llm_spec as spec
 
     return spec(provider, model)
 

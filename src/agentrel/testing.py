@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _coldstart, _config, _cost, _guard, _llm_flight
+from . import _coldstart, _config, _cost, _guard, _llm
 from ._runtime import T
 
 __all__ = ["Capture", "HistogramData", "capture", "reset"]
@@ -153,7 +153,7 @@ def reset() -> None:
         T.uninject()
     _guard.reset_guards()
     _config._forget()
-    _llm_flight._forget_streams()
+    _llm.forget_streams()
     _cost.reset()  # default prices
     _coldstart.forget()  # every tool's next call is a first call again
     tenacity = sys.modules.get("agentrel.integrations.tenacity")

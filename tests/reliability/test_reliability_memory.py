@@ -39,7 +39,8 @@ from typing import Any
 import pytest
 
 import agentrel
-from agentrel import _callcounts, _coldstart, _guard, _llm_flight, _record, _registry, testing
+from agentrel import _callcounts, _coldstart, _guard, _record, _registry, testing
+from agentrel._llm import flight as _llm_flight
 
 #: RSS growth allowed over the million calls (after a warm-up of 20,000 calls). Measured here:
 #: a few hundred KiB (the figure is in the docs section); a per-call leak of even 8 bytes

@@ -7,8 +7,10 @@ from typing import Any
 
 import wrapt
 
+from .._decorators import tool
 
-class _Tools(wrapt.BaseObjectProxy[Any]):
+
+class Tools(wrapt.BaseObjectProxy[Any]):
     """Any object whose named methods are agentrel tools."""
 
     def __init__(self, wrapped: Any, tools: dict[str, Any]) -> None:
@@ -18,8 +20,8 @@ class _Tools(wrapt.BaseObjectProxy[Any]):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_self_"):
             raise AttributeError(name)
-        tool = self._self_tools.get(name)
-        return tool if tool is not None else getattr(self.__wrapped__, name)
+        method = self._self_tools.get(name)
+        return method if method is not None else getattr(self.__wrapped__, name)
 
 
 _TOOL_KEYS = frozenset(
@@ -27,9 +29,9 @@ _TOOL_KEYS = frozenset(
 )
 
 
-def _tools_proxy(obj: Any, tools: Mapping[str, Mapping[str, Any]]) -> Any:
-    from ._decorators import ToolMeta, _check_callable, _first_line, _where, _wrap_call
-
+def tools_proxy(obj: Any, tools: Mapping[str, Mapping[str, Any]]) -> Tools:
+    """``obj`` with the named methods made tools, as ``agentrel.tool(method, name=..., ...)``
+    makes them (bad metadata is its ``TypeError``, raised here)."""
     if not isinstance(tools, Mapping) or not tools:
         raise TypeError(
             f"tools= must be a non-empty mapping of method name -> metadata, got {tools!r}"
@@ -51,15 +53,8 @@ def _tools_proxy(obj: Any, tools: Mapping[str, Mapping[str, Any]]) -> Any:
         method = getattr(obj, method_name, None)
         if method is None or not callable(method):
             raise TypeError(f"{type(obj).__name__}.{method_name} is not a method, cannot be a tool")
-        pred = meta.get("failure_when")
-        _check_callable(pred, "failure_when")
-        spec = ToolMeta(
-            meta.get("name", method_name),
-            system=meta.get("system"),
-            idempotent=meta.get("idempotent", True),
-            reversible=meta.get("reversible", True),
-            owner=meta.get("owner"),
-            description=meta.get("description"),
-        ).spec(description=_first_line(method.__doc__), where=_where(method))
-        wrapped[method_name] = _wrap_call(method, spec, pred)
-    return _Tools(obj, wrapped)
+        name = meta.get("name", method_name)
+        if name is None:  # agentrel.tool would fall back to the method's name
+            raise TypeError("tool name must be a non-empty str, got None")
+        wrapped[method_name] = tool(**{**meta, "name": name})(method)
+    return Tools(obj, wrapped)

@@ -25,8 +25,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from ._guard import telemetry_error, warn_once
-from ._llm_flight import _FLIGHT
+from .._guard import telemetry_error, warn_once
+from .flight import FLIGHT
 
 # --- the HTTP hook --------------------------------------------------------------------------------
 _hooks: dict[int, tuple[Any, int, Any]] = {}  # id(http client) -> (weakref, refcount, previous)
@@ -59,7 +59,7 @@ def _make_send(http: Any, is_async: bool) -> Any:
     if is_async:
 
         async def asend(request: Any, *args: Any, **kwargs: Any) -> Any:
-            flight = _FLIGHT.get()
+            flight = FLIGHT.get()
             if flight is None:
                 return await call_original(request, *args, **kwargs)
             flight.before_send()
@@ -75,7 +75,7 @@ def _make_send(http: Any, is_async: bool) -> Any:
         return asend
 
     def send(request: Any, *args: Any, **kwargs: Any) -> Any:
-        flight = _FLIGHT.get()
+        flight = FLIGHT.get()
         if flight is None:
             return call_original(request, *args, **kwargs)
         flight.before_send()
@@ -91,7 +91,7 @@ def _make_send(http: Any, is_async: bool) -> Any:
     return send
 
 
-def _install_hook(http: Any, is_async: bool) -> bool:
+def install_hook(http: Any, is_async: bool) -> bool:
     """Hook ``http.send`` (once per HTTP client, however many SDK clients share it)."""
     try:
         with _hooks_lock:
@@ -122,7 +122,7 @@ def _forget_hook(key: int) -> Callable[[Any], None]:
     return forget
 
 
-def _remove_hook(http: Any) -> None:
+def remove_hook(http: Any) -> None:
     try:
         with _hooks_lock:
             _purge_dead()

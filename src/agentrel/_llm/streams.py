@@ -10,25 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 import wrapt
 
-from ._current import quiet
-from ._guard import telemetry_error
-from ._llm_flight import (
-    _attach,
-    _begin,
-    _collected,
-    _Ctx,
-    _detach,
-    _Flight,
-    _open_streams,
-    _streams_lock,
-)
+from .._current import quiet
+from .._guard import telemetry_error
+from .flight import Ctx, Flight, attach, begin, detach
 
 if TYPE_CHECKING:
-    from ._llm_client import _Instrumentation
+    from .client import Instrumentation
 
 
 # --- streams --------------------------------------------------------------------------------------
-def _watch_stream(flight: _Flight, stream: Any) -> None:
+def watch_stream(flight: Flight, stream: Any) -> None:
     """Observe a Stream's items and its end without replacing the object the user holds.
 
     The SDK streams iterate ``self._iterator`` (both in ``__iter__``/``__next__`` and when a
@@ -44,16 +35,13 @@ def _watch_stream(flight: _Flight, stream: Any) -> None:
         else:
             stream.__dict__["_iterator"] = _observe(inner, flight)
             stream.__dict__["close"] = _Closer(type(stream).close, weakref.ref(stream), flight)
-        # Left unread: ended when its run ends, or after the stream is collected.
-        flight.finalizer = weakref.finalize(stream, _collected.push, flight)
-        with _streams_lock:
-            _open_streams.add(flight)
+        flight.watch(stream)
     except Exception as exc:
         telemetry_error("llm.stream", exc)
         flight.finish_detached(None)
 
 
-def _observe(inner: Any, flight: _Flight) -> Any:
+def _observe(inner: Any, flight: Flight) -> Any:
     try:
         for item in inner:
             flight.chunk(item)
@@ -69,7 +57,7 @@ def _observe(inner: Any, flight: _Flight) -> Any:
     flight.finish_detached(None)
 
 
-async def _observe_async(inner: Any, flight: _Flight) -> Any:
+async def _observe_async(inner: Any, flight: Flight) -> Any:
     try:
         async for item in inner:
             flight.chunk(item)
@@ -86,7 +74,7 @@ async def _observe_async(inner: Any, flight: _Flight) -> Any:
 class _Closer:
     __slots__ = ("_close", "_flight", "_ref")
 
-    def __init__(self, close: Callable[[Any], Any], ref: Any, flight: _Flight) -> None:
+    def __init__(self, close: Callable[[Any], Any], ref: Any, flight: Flight) -> None:
         self._close, self._ref, self._flight = close, ref, flight
 
     def __call__(self) -> Any:
@@ -108,31 +96,31 @@ class _AsyncCloser(_Closer):
             self._flight.finish_detached(None)
 
 
-class _StreamManager(wrapt.BaseObjectProxy[Any]):
+class StreamManager(wrapt.BaseObjectProxy[Any]):
     """A ``.stream(...)`` helper's manager: the call starts when it is entered (that is when
     the request goes out) and ends when the stream ends or the block exits."""
 
-    def __init__(self, wrapped: Any, inst: _Instrumentation, model: object, kwargs: Any) -> None:
+    def __init__(self, wrapped: Any, inst: Instrumentation, model: object, kwargs: Any) -> None:
         super().__init__(wrapped)
         self._self_inst = inst
         self._self_model = model
         self._self_kwargs = kwargs
-        self._self_flight: _Flight | None = None
+        self._self_flight: Flight | None = None
 
-    def _self_start(self) -> tuple[_Flight | None, _Ctx | None]:
+    def _self_start(self) -> tuple[Flight | None, Ctx | None]:
         if quiet() or not self._self_inst.active:
             return None, None
-        flight = _begin(self._self_inst, self._self_model, self._self_kwargs)
+        flight = begin(self._self_inst, self._self_model, self._self_kwargs)
         self._self_kwargs = None
         self._self_flight = flight
-        return flight, (_attach(flight) if flight is not None else None)
+        return flight, (attach(flight) if flight is not None else None)
 
-    def _self_started(self, flight: _Flight | None, ctx: _Ctx | None, helper: Any) -> Any:
-        _detach(ctx)
+    def _self_started(self, flight: Flight | None, ctx: Ctx | None, helper: Any) -> Any:
+        detach(ctx)
         if flight is not None:
             raw = getattr(helper, "_raw_stream", None)
             if raw is not None:
-                _watch_stream(flight, raw)
+                watch_stream(flight, raw)
         return helper
 
     def __enter__(self) -> Any:
@@ -142,7 +130,7 @@ class _StreamManager(wrapt.BaseObjectProxy[Any]):
         except BaseException as exc:
             if flight is not None:
                 flight.finish(exc)
-            _detach(ctx)
+            detach(ctx)
             raise
         return self._self_started(flight, ctx, helper)
 
@@ -160,7 +148,7 @@ class _StreamManager(wrapt.BaseObjectProxy[Any]):
         except BaseException as exc:
             if flight is not None:
                 flight.finish(exc)
-            _detach(ctx)
+            detach(ctx)
             raise
         return self._self_started(flight, ctx, helper)
 

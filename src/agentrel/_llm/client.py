@@ -1,29 +1,31 @@
 """The proxies of an instrumented LLM client: the client, the resource nodes on the way to
 an LLM method (``client.chat.completions``), and the method wrappers at the leaves, which open
-a call around the SDK's own method."""
+a call around the SDK's own method; plus the one proxy per client (``instrument_client``)."""
 
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import wrapt
 
-from ._current import quiet
-from ._guard import telemetry_error
-from ._llm_adapter import RAW, STREAM, Adapter, Tree
-from ._llm_flight import _attach, _begin, _detach, _Flight
-from ._llm_http import _install_hook
-from ._llm_streams import _StreamManager, _watch_stream
+from .._current import quiet
+from .._guard import telemetry_error
+from .._run import before_run_finish
+from .adapter import RAW, STREAM, Adapter, Tree, adapter_for
+from .flight import Flight, attach, begin, detach, end_abandoned
+from .http import install_hook, remove_hook
+from .streams import StreamManager, watch_stream
 
 
 # --- LLM method wrappers --------------------------------------------------------------------------
-def _settle(flight: _Flight, result: Any, kind: str, kwargs: Mapping[str, Any]) -> None:
+def _returned(flight: Flight, result: Any, kind: str, kwargs: Mapping[str, Any]) -> None:
     """A create() returned: read its usage and end the call, or watch the stream it returned."""
     adapter = flight.adapter
     if adapter.stream_types and isinstance(result, adapter.stream_types):
-        _watch_stream(flight, result)
+        watch_stream(flight, result)
         return
     if kind == RAW:
         if kwargs.get("stream"):
@@ -39,7 +41,7 @@ def _settle(flight: _Flight, result: Any, kind: str, kwargs: Mapping[str, Any]) 
     flight.finish(None)
 
 
-def _wrap_method(fn: Callable[..., Any], inst: _Instrumentation, kind: str) -> Any:
+def _wrap_method(fn: Callable[..., Any], inst: Instrumentation, kind: str) -> Any:
     if kind == STREAM:
 
         @functools.wraps(fn)
@@ -47,7 +49,7 @@ def _wrap_method(fn: Callable[..., Any], inst: _Instrumentation, kind: str) -> A
             manager = fn(*args, **kwargs)
             if not inst.active:
                 return manager
-            return _StreamManager(manager, inst, kwargs.get("model"), kwargs)
+            return StreamManager(manager, inst, kwargs.get("model"), kwargs)
 
         return stream
 
@@ -57,20 +59,20 @@ def _wrap_method(fn: Callable[..., Any], inst: _Instrumentation, kind: str) -> A
         async def acreate(*args: Any, **kwargs: Any) -> Any:
             if quiet() or not inst.active:
                 return await fn(*args, **kwargs)
-            flight = _begin(inst, kwargs.get("model"), kwargs)
+            flight = begin(inst, kwargs.get("model"), kwargs)
             if flight is None:
                 return await fn(*args, **kwargs)
-            ctx = _attach(flight)
+            ctx = attach(flight)
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
                 flight.finish(exc)
-                _detach(ctx)
+                detach(ctx)
                 raise
             try:
-                _settle(flight, result, kind, kwargs)
+                _returned(flight, result, kind, kwargs)
             finally:
-                _detach(ctx)
+                detach(ctx)
             return result
 
         return acreate
@@ -79,27 +81,27 @@ def _wrap_method(fn: Callable[..., Any], inst: _Instrumentation, kind: str) -> A
     def create(*args: Any, **kwargs: Any) -> Any:
         if quiet() or not inst.active:
             return fn(*args, **kwargs)
-        flight = _begin(inst, kwargs.get("model"), kwargs)
+        flight = begin(inst, kwargs.get("model"), kwargs)
         if flight is None:
             return fn(*args, **kwargs)
-        ctx = _attach(flight)
+        ctx = attach(flight)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             flight.finish(exc)
-            _detach(ctx)
+            detach(ctx)
             raise
         try:
-            _settle(flight, result, kind, kwargs)
+            _returned(flight, result, kind, kwargs)
         finally:
-            _detach(ctx)
+            detach(ctx)
         return result
 
     return create
 
 
 # --- proxies --------------------------------------------------------------------------------------
-class _Instrumentation:
+class Instrumentation:
     """Shared by a client proxy and the resource proxies under it."""
 
     __slots__ = ("active", "adapter", "client", "hooked", "http")
@@ -109,13 +111,13 @@ class _Instrumentation:
         self.adapter = adapter
         self.active = True
         self.http = getattr(client, "_client", None)
-        self.hooked = self.http is not None and _install_hook(self.http, adapter.is_async)
+        self.hooked = self.http is not None and install_hook(self.http, adapter.is_async)
 
 
 class _Node(wrapt.BaseObjectProxy[Any]):
     """A proxy on the way to an LLM method: wraps the children its tree names."""
 
-    def __init__(self, wrapped: Any, inst: _Instrumentation, tree: Tree) -> None:
+    def __init__(self, wrapped: Any, inst: Instrumentation, tree: Tree) -> None:
         super().__init__(wrapped)
         self._self_inst = inst
         self._self_tree = tree
@@ -143,18 +145,70 @@ class _Node(wrapt.BaseObjectProxy[Any]):
         return child
 
 
-class _Client(_Node):
+class _Reinstrumenting:
+    """A client method that makes a new client (``copy``, ``with_options``): on the proxy it
+    is the client's own bound method (its signature, name and docstring, through
+    ``functools.wraps``), and the client it returns comes back instrumented."""
+
+    __slots__ = ("name",)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, proxy: Client | None, owner: type | None = None) -> Any:
+        if proxy is None:
+            return self
+        method = getattr(proxy.__wrapped__, self.name)  # AttributeError: the client has none
+
+        @functools.wraps(method)
+        def reinstrumenting(*args: Any, **kwargs: Any) -> Any:
+            return instrument_client(method(*args, **kwargs))
+
+        return reinstrumenting
+
+
+class Client(_Node):
     """An instrumented SDK client."""
 
-    def with_options(self, *args: Any, **kwargs: Any) -> Any:
-        from ._instrument import instrument
-
-        return instrument(self.__wrapped__.with_options(*args, **kwargs))
-
-    def copy(self, *args: Any, **kwargs: Any) -> Any:
-        from ._instrument import instrument
-
-        return instrument(self.__wrapped__.copy(*args, **kwargs))
+    copy = _Reinstrumenting()
+    with_options = _Reinstrumenting()
 
     def __repr__(self) -> str:
         return f"<agentrel instrumented {self.__wrapped__!r}>"
+
+
+# --- one proxy per client -------------------------------------------------------------------------
+_proxies: weakref.WeakValueDictionary[int, Client] = weakref.WeakValueDictionary()
+
+
+def instrument_client(obj: Any) -> Client:
+    """The instrumented proxy of an SDK client (the same one while it records); ``TypeError``
+    when no registered adapter knows the client."""
+    existing = _proxies.get(id(obj))
+    if existing is not None and existing.__wrapped__ is obj and existing._self_inst.active:
+        return existing
+    adapter = adapter_for(obj)
+    if adapter is None:
+        raise TypeError(
+            f"agentrel.instrument() knows OpenAI and Anthropic clients; for a "
+            f"{type(obj).__name__}, name the methods to record: instrument(obj, tools={{...}})"
+        )
+    proxy = Client(obj, Instrumentation(obj, adapter), adapter.tree)
+    _proxies[id(obj)] = proxy
+    if end_abandoned not in before_run_finish:
+        before_run_finish.append(end_abandoned)
+    return proxy
+
+
+def uninstrument_client(proxy: Client) -> Any:
+    """Stop ``proxy`` recording (its HTTP hook goes once no instrumented client uses that
+    HTTP client any more) and return the client behind it."""
+    inst = proxy._self_inst
+    if inst.active:
+        inst.active = False
+        if inst.hooked:
+            remove_hook(inst.http)
+    original = proxy.__wrapped__
+    if _proxies.get(id(original)) is proxy:
+        del _proxies[id(original)]
+    return original

@@ -1,4 +1,4 @@
-"""One logical LLM call in flight (``_Flight``): its call scope, the HTTP attempts the SDK
+"""One logical LLM call in flight (``Flight``): its call scope, the HTTP attempts the SDK
 made inside it, the usage it reported, and the streams it returned that have not ended yet;
 plus the call spec per (provider, model)."""
 
@@ -10,19 +10,19 @@ from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
-from . import _catalogue as cat
-from . import _clock, _cost
-from ._call import Call, enter, finish_call, leave, start_call
-from ._content import set_content
-from ._guard import telemetry_error, warn_once
-from ._llm_adapter import Adapter, Usage
-from ._run import Run
-from ._runtime import T
-from ._settle import SettleQueue
-from ._spec import CallSpec
+from .. import _catalogue as cat
+from .. import _clock, _cost
+from .._call import Call, enter, finish_call, leave, start_call
+from .._content import set_content
+from .._guard import telemetry_error, warn_once
+from .._run import Run
+from .._runtime import T
+from .._settle import SettleQueue
+from .._spec import CallSpec
+from .adapter import Adapter, Usage
 
 if TYPE_CHECKING:
-    from ._llm_client import _Instrumentation
+    from .client import Instrumentation
 
 _SPAN_CACHE_READ = "gen_ai.usage.cache_read.input_tokens"
 _SPAN_CACHE_CREATION = "gen_ai.usage.cache_creation.input_tokens"
@@ -32,11 +32,11 @@ _INPUT_MESSAGES = "gen_ai.input.messages"
 _OUTPUT_MESSAGES = "gen_ai.output.messages"
 
 # --- the call in flight ---------------------------------------------------------------------------
-_FLIGHT: ContextVar[_Flight | None] = ContextVar("agentrel.llm_flight", default=None)
+FLIGHT: ContextVar[Flight | None] = ContextVar("agentrel.llm_flight", default=None)
 _status_names: dict[tuple[str, int], str] = {}
 
 
-class _Flight:
+class Flight:
     """One logical LLM call: its scope, the HTTP attempts seen, the usage reported."""
 
     __slots__ = (
@@ -60,7 +60,7 @@ class _Flight:
         self.usage: Usage | None = None
         self.done = False
         self.abandoned = False
-        #: set while a returned stream is watched (see ``_watch_stream``).
+        #: set while a returned stream is watched (see ``watch``).
         self.finalizer: weakref.finalize[Any, Any] | None = None
 
     # -- HTTP attempts (called by the send hook) --------------------------------------------
@@ -120,6 +120,13 @@ class _Flight:
         return name
 
     # -- results -------------------------------------------------------------------------------
+    def watch(self, stream: Any) -> None:
+        """The call goes on in a returned stream: open until the stream ends, is closed, its run
+        ends, or (unread) it is collected, whichever comes first."""
+        self.finalizer = weakref.finalize(stream, _collected.push, self)
+        with _streams_lock:
+            _open_streams.add(self)
+
     def read(self, result: Any) -> None:
         try:
             usage = self.usage = self.usage or Usage()
@@ -213,20 +220,20 @@ class _Flight:
                 telemetry_error("call.context", err)
 
 
-_Ctx = tuple[Any, "Token[_Flight | None]"]
+Ctx = tuple[Any, "Token[Flight | None]"]
 
 #: Flights of returned streams not yet ended (read to the end, closed, or abandoned).
-_open_streams: set[_Flight] = set()
+_open_streams: set[Flight] = set()
 _streams_lock = threading.Lock()
-#: Flights of streams collected before they ended (``_settle``): ended at the next safe point.
+#: Flights of streams collected before they ended: ended at the next safe point (``SettleQueue``).
 _collected = SettleQueue()
 
 
-def _end_collected(flight: _Flight) -> None:
+def _end_collected(flight: Flight) -> None:
     flight.finish_detached(None, abandoned=True)
 
 
-def _end_abandoned(run: Run | None = None) -> None:
+def end_abandoned(run: Run | None = None) -> None:
     """End abandoned streams' calls: those collected unread, and (just before ``run`` is
     classified) those of ``run`` still open, so the run's figures and trace hold them."""
     _collected.drain(_end_collected)
@@ -237,13 +244,13 @@ def _end_abandoned(run: Run | None = None) -> None:
             flight.finish_detached(None, abandoned=True)
 
 
-def _drop(flight: _Flight) -> None:
+def _drop(flight: Flight) -> None:
     flight.done = True
     if flight.finalizer is not None:
         flight.finalizer.detach()
 
 
-def _forget_streams() -> None:
+def forget_streams() -> None:
     """Drop every open or collected stream's call unrecorded (``testing.reset()``)."""
     with _streams_lock:
         flights = list(_open_streams)
@@ -253,12 +260,12 @@ def _forget_streams() -> None:
     _collected.drain(_drop)
 
 
-def _begin(inst: _Instrumentation, model: object, kwargs: Mapping[str, Any]) -> _Flight | None:
+def begin(inst: Instrumentation, model: object, kwargs: Mapping[str, Any]) -> Flight | None:
     if _collected:
-        _end_abandoned()
+        end_abandoned()
     try:
         call = start_call(llm_spec(inst.adapter.provider, model))
-        flight = _Flight(call, inst.client, inst.adapter)
+        flight = Flight(call, inst.client, inst.adapter)
         if T.capture_content:
             set_content(call.span, _INPUT_MESSAGES, inst.adapter.input_messages(kwargs))
         return flight
@@ -267,19 +274,19 @@ def _begin(inst: _Instrumentation, model: object, kwargs: Mapping[str, Any]) -> 
         return None
 
 
-def _attach(flight: _Flight) -> _Ctx | None:
+def attach(flight: Flight) -> Ctx | None:
     try:
-        return enter(flight.call), _FLIGHT.set(flight)
+        return enter(flight.call), FLIGHT.set(flight)
     except Exception as exc:
         telemetry_error("call.context", exc)
         return None
 
 
-def _detach(ctx: _Ctx | None) -> None:
+def detach(ctx: Ctx | None) -> None:
     if ctx is None:
         return
     try:
-        _FLIGHT.reset(ctx[1])
+        FLIGHT.reset(ctx[1])
         leave(ctx[0])
     except Exception as exc:  # pragma: no cover - context misuse
         telemetry_error("call.context", exc)
