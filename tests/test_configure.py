@@ -447,3 +447,32 @@ def test_configure_after_shutdown_is_a_new_working_configuration() -> None:
         "['execute_tool t', 'invoke_agent three'] 5",
         "True {}",
     ]
+
+
+def test_is_set_tells_the_api_proxies_and_retired_providers_apart() -> None:
+    """"Nothing set yet" is the API's own proxy provider types (by isinstance, not by class
+    name); any other provider is set, the API's no-op ones included (an application may set
+    them), except a provider agentrel created and shut down (retired), which is never bound
+    again."""
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
+
+    from agentrel._runtime import T, is_set
+
+    class NamedLikeAProxy(TracerProvider):
+        pass
+
+    NamedLikeAProxy.__name__ = "ProxyTracerProvider"
+    assert not is_set(ProxyTracerProvider())
+    assert not is_set(_ProxyMeterProvider())
+    assert is_set(TracerProvider()) and is_set(MeterProvider())
+    assert is_set(NoOpTracerProvider()) and is_set(NoOpMeterProvider())
+    assert is_set(NamedLikeAProxy())  # the old class-name test called this "not set"
+    retired = TracerProvider()
+    T.retire(retired)
+    T.retire(retired)  # once is enough
+    assert not is_set(retired)
+    assert sum(p is retired for p in T._retired) == 1
