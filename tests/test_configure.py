@@ -450,7 +450,7 @@ def test_configure_after_shutdown_is_a_new_working_configuration() -> None:
 
 
 def test_is_set_tells_the_api_proxies_and_retired_providers_apart() -> None:
-    """"Nothing set yet" is the API's own proxy provider types (by isinstance, not by class
+    """Nothing set yet: the API's own proxy provider types (by isinstance, not by class
     name); any other provider is set, the API's no-op ones included (an application may set
     them), except a provider agentrel created and shut down (retired), which is never bound
     again."""
