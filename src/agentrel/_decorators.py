@@ -133,12 +133,24 @@ def _adopted(parent: Call, spec: CallSpec) -> Call | None:
     return None
 
 
-def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any] | None) -> Any:
+def _wrap_call(
+    fn: Callable[..., Any],
+    spec: CallSpec,
+    pred: Callable[[Any], Any] | None,
+    hook: str = "failure_when",
+) -> Any:
     """Wrap ``fn`` so each invocation is one call scope (functions, coroutines, generators).
 
     A ``BaseException`` from a host callback (``redact`` on the arguments or the result,
     ``pred``) leaves the call as one from ``fn`` would: a failed attempt with its class name,
-    the call finished and left, and the exception propagated unchanged."""
+    the call finished and left, and the exception propagated unchanged. ``pred`` (the
+    ``hook=`` callback) reads a returned value: a generator function has none to give it,
+    which is a ``TypeError`` here rather than a callback that is never called."""
+    if pred is not None and (inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn)):
+        raise TypeError(
+            f"{hook}= reads the value a call returns, and {spec.name!r} is a generator "
+            f"function (its items are yielded): raise inside it to fail an attempt instead"
+        )
     spec.target = fn
     if inspect.isasyncgenfunction(fn):
         return _mark(wrap_async_gen(fn, call_lifecycle(spec)), fn)
@@ -461,7 +473,7 @@ def llm(
                 telemetry_error("llm.usage", exc)
             return False
 
-        return _wrap_call(fn, spec, pred)
+        return _wrap_call(fn, spec, pred, "usage")
 
     if wrapped is None:
         return lambda fn: _decorate(fn, make, "llm")

@@ -257,6 +257,34 @@ def test_own_wrappers_around_a_tool_and_agents_around_tools_are_allowed(
     assert runs(cap) == {("a", "success"): (1, 0, 1)}
 
 
+def test_failure_when_or_usage_on_a_generator_is_a_type_error() -> None:
+    """``failure_when=`` and ``usage=`` read a returned value; on a generator or async
+    generator function (which yields its items) they would never be called, so decorating one
+    with them is a TypeError at decoration, and so is ``instrument(tools=)`` with
+    ``failure_when`` on a generator method."""
+
+    def gen() -> Iterator[int]:
+        yield 1
+
+    async def agen() -> AsyncIterator[int]:
+        yield 1
+
+    for fn in (gen, agen):
+        with pytest.raises(TypeError, match="failure_when= reads the value"):
+            agentrel.tool(failure_when=bool)(fn)
+        with pytest.raises(TypeError, match="usage= reads the value"):
+            agentrel.llm(model="m", usage=lambda r: (1, 1))(fn)
+
+    assert list(agentrel.tool(gen)()) == [1]  # without them, a generator tool as before
+
+    class Streams:
+        def items(self) -> Iterator[int]:
+            yield 1
+
+    with pytest.raises(TypeError, match="failure_when= reads the value"):
+        agentrel.instrument(Streams(), tools={"items": {"failure_when": bool}})
+
+
 # --- 3. interrupts from host callbacks -----------------------------------------------------------
 class Interrupt:
     """A host callback that raises one ``KeyboardInterrupt`` object when it sees ``"boom"``."""
