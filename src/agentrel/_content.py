@@ -22,16 +22,23 @@ LIMIT = 4096
 _held: ContextVar[list[BaseException] | None] = ContextVar("agentrel_held", default=None)
 
 
-def holding(fn: Callable[..., Any], *args: Any) -> BaseException | None:
+def holding(site: str, fn: Callable[..., Any], *args: Any) -> BaseException | None:
     """Run ``fn(*args)`` (finishing a scope); a ``BaseException`` that the host's ``redact``
     raises inside (``KeyboardInterrupt``, ``SystemExit``, ``CancelledError``) does not cut the
     bookkeeping short: the text is left out and the exception is returned, for the caller to
-    raise once the scope has ended. Only needed when a ``redact`` hook is set."""
+    raise once the scope has ended. An ``Exception`` from ``fn`` after one was held is a
+    telemetry error under ``site`` (the held interrupt is never lost to it); without one held,
+    it propagates. Only needed when a ``redact`` hook is set."""
     token = _held.set([])
     try:
-        fn(*args)
-    finally:
+        try:
+            fn(*args)
+        except Exception as err:
+            if not _held.get():
+                raise
+            telemetry_error(site, err)
         held = _held.get()
+    finally:
         _held.reset(token)
     return held[0] if held else None
 

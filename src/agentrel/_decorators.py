@@ -89,7 +89,7 @@ def _end(call: Call, saved: Any, exc: BaseException | None, flagged: bool) -> No
     held = None
     try:
         if exc is not None and T.redact is not None:
-            held = holding(finish_call, call, exc, flagged)
+            held = holding("call.finish", finish_call, call, exc, flagged)
         else:
             finish_call(call, exc, flagged)
     except Exception as err:
@@ -104,6 +104,7 @@ def _end(call: Call, saved: Any, exc: BaseException | None, flagged: bool) -> No
         except Exception as err:  # pragma: no cover - context misuse by the application
             telemetry_error("call.context", err)
     if held is not None:
+        end_span(call)  # ended already, unless finishing failed after the hold
         raise held
 
 

@@ -62,7 +62,10 @@ class Lifecycle:
         (to be raised once the context is restored)."""
         try:
             if exc is not None and T.redact is not None:
-                return holding(self.end, state, exc)
+                held = holding("scope.finish", self.end, state, exc)
+                if held is not None and self.abandon is not None:
+                    self.abandon(state)  # ended already, unless finishing failed after the hold
+                return held
             self.end(state, exc)
         except Exception as err:
             telemetry_error("scope.finish", err)

@@ -372,6 +372,33 @@ def test_interrupt_from_a_host_callback_ends_the_call(
     assert agentrel.telemetry_errors() == {}
 
 
+def test_a_held_interrupt_survives_a_failure_later_in_the_finish(
+    cap: testing.Capture, opened: Started, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``redact`` raises KeyboardInterrupt on a failed call's message, and then finishing the
+    call fails (a broken hand-over, injected): the interrupt still reaches the caller, the
+    failure is one telemetry error (``call.finish``), the span is ended and the call left."""
+    import agentrel._call
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("hand-over")
+
+    hook = Interrupt()
+    _configure(cap, redact=hook)
+    monkeypatch.setattr(agentrel._call, "_hand_over", broken)
+
+    @agentrel.tool
+    def t() -> None:
+        raise ValueError("boom message")
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        t()
+    assert info.value is hook.err
+    assert CALL.get() is None
+    assert agentrel.telemetry_errors() == {"call.finish": 1}
+    assert opened.started == opened.ended == 1
+
+
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("callback", ["failure_when", "usage", "redact-arguments"])
 def test_an_exception_from_a_host_callback_is_a_telemetry_error(
