@@ -306,3 +306,173 @@ def test_exit_without_shutdown_is_bounded() -> None:
         OTEL_EXPORTER_OTLP_TIMEOUT="60",
     )
     assert out == "done"
+
+
+def test_configure_after_shutdown_is_a_new_working_configuration() -> None:
+    """After shutdown(), configure(prometheus_port=0) is a new configuration (it was a
+    ValueError: "a MeterProvider is already set"): spans and metrics go to its new providers,
+    and its new endpoint serves exactly the runs made since, from zero. While no configuration
+    is live, agentrel records nothing. A plain configure() after that shutdown records spans
+    into a new tracer provider, not the shut-down one."""
+    out = run_py(
+        """
+        import urllib.request, agentrel
+        from opentelemetry import trace, metrics
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from prometheus_client.parser import text_string_to_metric_families
+        from agentrel._runtime import T
+
+        @agentrel.tool
+        def t(fail):
+            if fail:
+                raise TimeoutError
+            return 1
+
+        def run(name, fail_first=False):
+            with agentrel.run(name):
+                try:
+                    t(fail_first)
+                except TimeoutError:
+                    t(False)
+
+        def scrape(cfg):
+            with urllib.request.urlopen(cfg.prometheus_url, timeout=10) as r:
+                body = r.read().decode()
+            return sorted(
+                (s.name, tuple(sorted((k, v) for k, v in s.labels.items()
+                                      if k in ("gen_ai_agent_name", "agentrel_outcome",
+                                               "gen_ai_tool_name", "error_type"))), s.value)
+                for f in text_string_to_metric_families(body) for s in f.samples
+                if s.name in ("agentrel_run_retry_depth_count", "agentrel_run_retry_depth_sum",
+                              "agentrel_tool_failures_total")
+            )
+
+        def spans_into(cfg):
+            exporter = InMemorySpanExporter()
+            cfg.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+            return exporter
+
+        cfg1 = agentrel.configure(prometheus_port=0)
+        s1 = spans_into(cfg1)
+        run("one", fail_first=True)
+        print(scrape(cfg1))
+        url1 = cfg1.prometheus_url
+        print(cfg1.shutdown(), T.active, T.armed)
+        run("between")
+        print([s.name for s in s1.get_finished_spans()])
+
+        cfg2 = agentrel.configure(prometheus_port=0)
+        s2 = spans_into(cfg2)
+        print(cfg2 is not cfg1, cfg2.prometheus_url != url1, T.active)
+        print(cfg2.meter_provider is not cfg1.meter_provider,
+              cfg2.tracer_provider is not cfg1.tracer_provider,
+              trace.get_tracer_provider() is cfg1.tracer_provider,
+              metrics.get_meter_provider() is cfg1.meter_provider)
+        run("two", fail_first=True)
+        run("two")
+        print(scrape(cfg2))
+        print([s.name for s in s2.get_finished_spans()])
+        try:
+            urllib.request.urlopen(url1, timeout=2)
+            print("old endpoint up")
+        except OSError:
+            print("old endpoint stopped")
+        print(cfg2.shutdown())
+
+        cfg3 = agentrel.configure()
+        s3 = spans_into(cfg3)
+        print(cfg3.tracer_provider not in (cfg1.tracer_provider, cfg2.tracer_provider))
+        run("three")
+        print([s.name for s in s3.get_finished_spans()], len(s2.get_finished_spans()))
+        print(cfg3.shutdown(), agentrel.telemetry_errors())
+        """
+    )
+    one = [
+        (
+            "agentrel_run_retry_depth_count",
+            (("agentrel_outcome", "recovered"), ("gen_ai_agent_name", "one")),
+            1.0,
+        ),
+        (
+            "agentrel_run_retry_depth_sum",
+            (("agentrel_outcome", "recovered"), ("gen_ai_agent_name", "one")),
+            1.0,
+        ),
+        (
+            "agentrel_tool_failures_total",
+            (("error_type", "TimeoutError"), ("gen_ai_tool_name", "t")),
+            1.0,
+        ),
+    ]
+    two = [
+        (
+            "agentrel_run_retry_depth_count",
+            (("agentrel_outcome", "recovered"), ("gen_ai_agent_name", "two")),
+            1.0,
+        ),
+        (
+            "agentrel_run_retry_depth_count",
+            (("agentrel_outcome", "success"), ("gen_ai_agent_name", "two")),
+            1.0,
+        ),
+        (
+            "agentrel_run_retry_depth_sum",
+            (("agentrel_outcome", "recovered"), ("gen_ai_agent_name", "two")),
+            1.0,
+        ),
+        (
+            "agentrel_run_retry_depth_sum",
+            (("agentrel_outcome", "success"), ("gen_ai_agent_name", "two")),
+            0.0,
+        ),
+        (
+            "agentrel_tool_failures_total",
+            (("error_type", "TimeoutError"), ("gen_ai_tool_name", "t")),
+            1.0,
+        ),
+    ]
+    tool_and_run = ["execute_tool t", "execute_tool t", "invoke_agent {}"]
+    assert out.splitlines() == [
+        repr(one),
+        "True False False",
+        repr([n.format("one") for n in tool_and_run]),
+        "True True True",
+        "True True True True",
+        repr(two),
+        repr([n.format("two") for n in tool_and_run] + ["execute_tool t", "invoke_agent two"]),
+        "old endpoint stopped",
+        "True",
+        "True",
+        "['execute_tool t', 'invoke_agent three'] 5",
+        "True {}",
+    ]
+
+
+def test_is_set_tells_the_api_proxies_and_retired_providers_apart() -> None:
+    """Nothing set yet: the API's own proxy provider types (by isinstance, not by class
+    name); any other provider is set, the API's no-op ones included (an application may set
+    them), except a provider agentrel created and shut down (retired), which is never bound
+    again."""
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
+
+    from agentrel._runtime import T, is_set
+
+    class NamedLikeAProxy(TracerProvider):
+        pass
+
+    NamedLikeAProxy.__name__ = "ProxyTracerProvider"
+    assert not is_set(ProxyTracerProvider())
+    assert not is_set(_ProxyMeterProvider())
+    assert is_set(TracerProvider()) and is_set(MeterProvider())
+    assert is_set(NoOpTracerProvider()) and is_set(NoOpMeterProvider())
+    assert is_set(NamedLikeAProxy())  # the old class-name test called this "not set"
+    retired = TracerProvider()
+    T.retire(retired)
+    T.retire(retired)  # once is enough
+    assert not is_set(retired)
+    assert sum(p is retired for p in T._retired) == 1

@@ -77,3 +77,93 @@ def test_raising_redactor_records_nothing(cap: testing.Capture) -> None:
     _scenario()
     assert "4242" not in _all_text(cap)
     assert agentrel.telemetry_errors()["redact"] >= 3
+
+
+def _circular() -> list[Any]:
+    items: list[Any] = [1]
+    items.append(items)
+    return items
+
+
+def _self_dict() -> dict[str, Any]:
+    d: dict[str, Any] = {"a": 1}
+    d["self"] = d
+    return d
+
+
+SMALL_VALUES = [
+    1,
+    1.5,
+    None,
+    [1, 2, 3],
+    {"a": [1, {"b": None}]},
+    {1: "a"},
+    (1,),
+    b"bytes",
+    object,
+    [float("inf")],
+    {"x": {1, 2}},
+    "é ü",
+    {(1, 2): 3, (0,): [1]},  # not JSON (a tuple key): repr
+    set(),
+    {1, 2},
+    frozenset({3}),
+    frozenset(),
+    ((),),
+    _circular(),  # not JSON (a circular reference): repr, "[1, [...]]"
+    _self_dict(),
+    {(1,): [_circular()]},
+]
+
+
+@pytest.mark.parametrize("value", SMALL_VALUES, ids=lambda v: type(v).__name__)
+def test_small_values_are_captured_as_before(value: Any) -> None:
+    """A value whose text fits the limit is written exactly as ``json.dumps(value,
+    default=repr, ensure_ascii=False)`` writes it, or as ``repr(value)`` where JSON fails."""
+    import json
+
+    from agentrel._content import LIMIT, serialise
+
+    try:
+        want = json.dumps(value, default=repr, ensure_ascii=False)
+    except (TypeError, ValueError):
+        want = repr(value)
+    assert serialise(value, LIMIT) == want
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: list(range(4_000_000)), id="list-json"),
+        pytest.param(lambda: [{(1,): 2}, *range(4_000_000)], id="list-repr"),
+        pytest.param(lambda: {(i,): i for i in range(1_000_000)}, id="dict-repr"),
+    ],
+)
+def test_a_huge_result_is_captured_with_bounded_work(cap: testing.Capture, make: Any) -> None:
+    """A tool returning a 4,000,000-element list (or a million-entry value JSON cannot write)
+    with ``capture_content=True``: the result attribute is the first 4,096 characters and
+    "…", and capturing it allocates under 1 MiB at its peak (serialising the whole value
+    first took 38–69 MiB)."""
+    import tracemalloc
+
+    from agentrel._content import LIMIT
+
+    value = make()
+
+    @agentrel.tool
+    def big() -> Any:
+        return value
+
+    _inject(cap, capture_content=True)
+    tracemalloc.start()
+    try:
+        assert big() is value
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024
+    [span] = cap.spans("execute_tool big")
+    text = span.attributes["gen_ai.tool.call.result"]
+    assert len(text) == LIMIT + 1 and text.endswith("…")
+    starts = ("[0, 1, 2, 3, ", "[{(1,): 2}, 0, 1, 2, ", "{(0,): 0, (1,): 1, ")  # JSON, repr
+    assert text.startswith(starts)

@@ -170,7 +170,7 @@ CLIENT_OPERATION_DURATION = MetricSpec(
     "GenAI semconv: duration of an LLM operation as the caller saw it.",
     (OPERATION, PROVIDER, REQUEST_MODEL, RESPONSE_MODEL, ERROR_TYPE), DURATION_BUCKETS,
 )  # fmt: skip
-# --- issue 13: cost, GenAI per-invocation call counts, cold start -----------------------------
+# --- cost, GenAI per-invocation call counts, cold start (docs/metrics.md) ---------------------
 COST = MetricSpec(
     "agentrel.cost", "counter", "usd",
     "Spend in US dollars of the tokens recorded on LLM calls, by disposition (useful or "

@@ -1,4 +1,4 @@
-"""Cold starts (issue 13): the first call of each tool or LLM client spec in a process.
+"""Cold starts (docs/metrics.md): the first call of each tool or LLM client spec in a process.
 
 The first call of a tool to *finish* in this process (while telemetry records) gets
 ``agentrel.cold_start=true`` on its span and one ``agentrel.tool.first_call.duration`` record;

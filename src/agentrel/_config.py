@@ -1,7 +1,10 @@
 """``agentrel.configure()``: the only place that touches the OpenTelemetry SDK.
 
 It sets up providers only where the application has not: a tracer or meter provider that is
-already set is used as it is and never replaced.
+already set is used as it is and never replaced. After ``shutdown()`` the providers agentrel
+created are retired (``_runtime``); a later ``configure()`` creates new ones, and since
+OpenTelemetry's global providers can be set only once, agentrel records into them directly
+(they are injected, not set globally; see docs/api.md, "configure").
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ class Configuration:
         self.prometheus_registry: Any = None
         self.otlp_endpoint: str | None = None
         self._shutdown = False
+        #: agentrel created these but could not set them globally (a provider of a configuration
+        #: shut down before holds the global slot): they are injected into ``_runtime.T``
+        self._private: tuple[Any, Any] = (None, None)
+        self._injected = False
         # -- per process (multi-worker): what a forked child rebuilds, see _after_fork_in_child
         self._collector: Any = None
         self._rebuild: dict[str, Any] | None = None
@@ -83,6 +90,10 @@ class Configuration:
             )
             if owned and p is not None
         ]
+        for p in providers:  # never bound again: a later configure() makes new ones
+            T.retire(p)
+        if providers and (self._injected or T._injected is None):
+            T.uninject()  # back to the global providers that are still usable, or to no-ops
         if not providers:
             return True
 
@@ -260,10 +271,11 @@ def configure(
 
     A provider the application already set globally is used, never replaced. Bad arguments
     raise ``TypeError``/``ValueError`` here. Calling ``configure()`` again while a
-    configuration is live logs a warning and returns that configuration unchanged.
+    configuration is live logs a warning and returns that configuration unchanged; after its
+    ``shutdown()``, ``configure()`` makes a new, working configuration.
     """
     global _current
-    from . import _cost  # issue 13
+    from . import _cost  # prices (agentrel.cost)
 
     prices_cfg = _cost.validate(prices)
     if not isinstance(prometheus, bool):
@@ -290,15 +302,13 @@ def configure(
         T.cohorts = allowed
         T.capture_content = capture_content
         T.redact = redact
-        _cost.set_prices(*prices_cfg)  # issue 13
+        _cost.set_prices(*prices_cfg)
         cfg = Configuration()
-        if tracer_provider is not None or meter_provider is not None:
-            if (prometheus_port is not None or prometheus) and meter_provider is not None:
-                raise ValueError(
-                    "prometheus_port needs a MeterProvider that agentrel creates; with your own "
-                    "meter_provider, add a Prometheus reader to it yourself"
-                )
-            T.inject(tracer_provider, meter_provider)
+        if (prometheus_port is not None or prometheus) and meter_provider is not None:
+            raise ValueError(
+                "prometheus_port needs a MeterProvider that agentrel creates; with your own "
+                "meter_provider, add a Prometheus reader to it yourself"
+            )
         endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
         cfg.otlp_endpoint = endpoint
         cfg._rebuild = {
@@ -323,7 +333,12 @@ def configure(
             cfg.tracer_provider = tracer_provider
         if meter_provider is not None:
             cfg.meter_provider = meter_provider
-        if tracer_provider is None and meter_provider is None:
+        inject_tp = tracer_provider if tracer_provider is not None else cfg._private[0]
+        inject_mp = meter_provider if meter_provider is not None else cfg._private[1]
+        if inject_tp is not None or inject_mp is not None:
+            T.inject(inject_tp, inject_mp)
+            cfg._injected = True
+        else:
             T.refresh()
         _current = cfg
         _register_fork_hook()
@@ -389,7 +404,10 @@ def _setup(
                 cfg.prometheus_registry, cfg._collector = make_registry(reader)
                 if prometheus_port is not None:
                     _start_endpoint(cfg)
-            metrics.set_meter_provider(mp)
+            if T.is_retired(current_mp):  # the global slot is taken for good: inject
+                cfg._private = (cfg._private[0], mp)
+            else:
+                metrics.set_meter_provider(mp)
             cfg.meter_provider = mp
             cfg.owns_meter_provider = True
 
@@ -402,7 +420,10 @@ def _setup(
         tp = TracerProvider(resource=resource, shutdown_on_exit=False)
         if span_exporter is not None:
             tp.add_span_processor(BatchSpanProcessor(span_exporter))
-        trace.set_tracer_provider(tp)
+        if T.is_retired(current_tp):  # the global slot is taken for good: inject
+            cfg._private = (tp, cfg._private[1])
+        else:
+            trace.set_tracer_provider(tp)
         cfg.tracer_provider = tp
         cfg.owns_tracer_provider = True
 
@@ -463,7 +484,8 @@ def _after_fork_in_child() -> None:
     of its listening socket (served by a thread that exists only in the parent) and its
     ``service.instance.id``. It gets a fresh meter provider with the same readers, a new
     instance id and an endpoint from the port range; agentrel's hot-path instruments are
-    rebound to it (``_rebind_telemetry``). The parent is untouched and keeps serving its own.
+    rebound to it (injected into ``_runtime.T``: the global meter provider cannot be set
+    twice). The parent is untouched and keeps serving its own.
     """
     global _lock
     _lock = threading.Lock()  # a thread of the parent may have held it at fork time
@@ -476,7 +498,8 @@ def _after_fork_in_child() -> None:
             server.abandon()
         mp = _child_meter_provider(cfg)
         cfg.meter_provider = mp
-        _rebind_telemetry(cfg.tracer_provider, mp)
+        T.inject(cfg.tracer_provider, mp)
+        cfg._injected = True
         if cfg._rebuild is not None and cfg._rebuild.get("port") is not None:
             _start_endpoint(cfg)
     except Exception as exc:
@@ -502,12 +525,6 @@ def _child_meter_provider(cfg: Configuration) -> Any:
 
     resource = r["resource"].merge(Resource({"service.instance.id": str(uuid.uuid4())}))
     return MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
-
-
-def _rebind_telemetry(tracer_provider: Any, meter_provider: Any) -> None:
-    """Point the hot-path telemetry object (``_runtime.T``) at these providers. The global
-    meter provider cannot be set twice, so a forked child's own provider is injected."""
-    T.inject(tracer_provider, meter_provider)
 
 
 _fork_hook_registered = False

@@ -2,51 +2,110 @@
 
 The wrappers keep the wrapped function's value, exception object, signature, docstring and
 async-ness. Telemetry failures are caught by the guard (``_guard.telemetry_error``); the
-tool's own exceptions always propagate unchanged.
+tool's own exceptions always propagate unchanged. Every host callback agentrel calls
+(``failure_when``, ``usage=``, ``redact``) runs inside the call's scope: an ``Exception`` from
+it is a counted telemetry error, a ``BaseException`` ends the scope and propagates unchanged
+(docs/reliability.md, "Host callbacks"). Generators: ``_genwrap``; argument checks and names:
+``_checks``.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+import sys
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, overload
 
 from . import _catalogue as cat
 from ._call import Call, enter, finish_call, leave, start_call
-from ._content import set_content
-from ._current import CALL, RUN, quiet
+from ._checks import check_bool, check_callable, check_str, check_target, code_name, first_line
+from ._checks import mark as _mark
+from ._content import holding, set_content
+from ._current import CALL, RUN
+from ._genwrap import (
+    call_lifecycle,
+    close_scope,
+    end_span,
+    open_scope,
+    run_lifecycle,
+    wrap_async_gen,
+    wrap_gen,
+)
 from ._guard import OwnMessage, flags, telemetry_error
 from ._marks import record_tokens
 from ._registry import ToolInfo
 from ._registry import register as register_tool
-from ._run import RunScope, enter_run, finish_run, leave_run, open_run
+from ._run import RunScope
 from ._runtime import T
 from ._spec import CallSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Names other modules import from here (``_tools_proxy``, ``instrumentation``).
+_check_callable, _first_line = check_callable, first_line
+
+#: Stack frames a call needs left to start and finish its telemetry: a call that starts
+#: closer to the recursion limit runs straight through, unrecorded (counted in
+#: ``telemetry_errors()["call.depth"]``), so that no span is started that cannot be ended.
+#: (The check walks the stack once per recorded call: about 1 µs, under 1% of a recorded call.)
+ROOM = 80
+
+
+def _no_room() -> bool:
+    """Whether fewer than ``ROOM`` frames are left below the recursion limit."""
+    try:
+        sys._getframe(max(sys.getrecursionlimit() - ROOM, 1))
+    except ValueError:
+        return False
+    return True
+
+
+class _TooDeep(OwnMessage, RecursionError):
+    """A call started too close to the recursion limit to be recorded."""
+
 
 # --- shared wrapper machinery --------------------------------------------------------------------
 def _begin(spec: CallSpec) -> tuple[Call, Any] | None:
+    if _no_room():
+        telemetry_error("call.depth", _TooDeep(f"fewer than {ROOM} frames left: not recorded"))
+        return None
     try:
         call = start_call(spec)
+    except Exception as exc:
+        telemetry_error("call.start", exc)
+        return None
+    try:
         return call, enter(call)
     except Exception as exc:
         telemetry_error("call.start", exc)
+        end_span(call)
         return None
 
 
 def _end(call: Call, saved: Any, exc: BaseException | None, flagged: bool) -> None:
+    """Finish the call and restore the context. A ``BaseException`` the host's ``redact``
+    raised meanwhile is raised here, once the call is finished, its span ended, and left."""
+    held = None
     try:
-        finish_call(call, exc, flagged)
+        if exc is not None and T.redact is not None:
+            held = holding("call.finish", finish_call, call, exc, flagged)
+        else:
+            finish_call(call, exc, flagged)
     except Exception as err:
         telemetry_error("call.finish", err)
+        end_span(call)
+    except BaseException:  # from the host's SDK hooks (a span processor): end what we started
+        end_span(call)
+        raise
     finally:
         try:
             leave(saved)
         except Exception as err:  # pragma: no cover - context misuse by the application
             telemetry_error("call.context", err)
+    if held is not None:
+        end_span(call)  # ended already, unless finishing failed after the hold
+        raise held
 
 
 def _capture_args(call: Call, args: Any, kwargs: Any) -> None:
@@ -76,13 +135,29 @@ def _adopted(parent: Call, spec: CallSpec) -> Call | None:
     return None
 
 
-def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any] | None) -> Any:
-    """Wrap ``fn`` so each invocation is one call scope (functions, coroutines, generators)."""
+def _wrap_call(
+    fn: Callable[..., Any],
+    spec: CallSpec,
+    pred: Callable[[Any], Any] | None,
+    hook: str = "failure_when",
+) -> Any:
+    """Wrap ``fn`` so each invocation is one call scope (functions, coroutines, generators).
+
+    A ``BaseException`` from a host callback (``redact`` on the arguments or the result,
+    ``pred``) leaves the call as one from ``fn`` would: a failed attempt with its class name,
+    the call finished and left, and the exception propagated unchanged. ``pred`` (the
+    ``hook=`` callback) reads a returned value: a generator function has none to give it,
+    which is a ``TypeError`` here rather than a callback that is never called."""
+    if pred is not None and (inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn)):
+        raise TypeError(
+            f"{hook}= reads the value a call returns, and {spec.name!r} is a generator "
+            f"function (its items are yielded): raise inside it to fail an attempt instead"
+        )
     spec.target = fn
     if inspect.isasyncgenfunction(fn):
-        return _wrap_async_gen(fn, _call_lifecycle(spec))
+        return _mark(wrap_async_gen(fn, call_lifecycle(spec)), fn)
     if inspect.isgeneratorfunction(fn):
-        return _wrap_gen(fn, _call_lifecycle(spec))
+        return _mark(wrap_gen(fn, call_lifecycle(spec)), fn)
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
@@ -97,19 +172,20 @@ def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any
             if begun is None:
                 return await fn(*args, **kwargs)
             call, saved = begun
-            if T.capture_content:
-                _capture_args(call, args, kwargs)
             try:
+                if T.capture_content:
+                    _capture_args(call, args, kwargs)
                 result = await fn(*args, **kwargs)
+                if T.capture_content:
+                    _capture_result(call, result)
+                flagged = pred is not None and flags(pred, result, "failure_when")
             except BaseException as exc:
                 _end(call, saved, exc, False)
                 raise
-            if T.capture_content:
-                _capture_result(call, result)
-            _end(call, saved, None, pred is not None and flags(pred, result, "failure_when"))
+            _end(call, saved, None, flagged)
             return result
 
-        return async_wrapper
+        return _mark(async_wrapper, fn)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -123,19 +199,20 @@ def _wrap_call(fn: Callable[..., Any], spec: CallSpec, pred: Callable[[Any], Any
         if begun is None:
             return fn(*args, **kwargs)
         call, saved = begun
-        if T.capture_content:
-            _capture_args(call, args, kwargs)
         try:
+            if T.capture_content:
+                _capture_args(call, args, kwargs)
             result = fn(*args, **kwargs)
+            if T.capture_content:
+                _capture_result(call, result)
+            flagged = pred is not None and flags(pred, result, "failure_when")
         except BaseException as exc:
             _end(call, saved, exc, False)
             raise
-        if T.capture_content:
-            _capture_result(call, result)
-        _end(call, saved, None, pred is not None and flags(pred, result, "failure_when"))
+        _end(call, saved, None, flagged)
         return result
 
-    return wrapper
+    return _mark(wrapper, fn)
 
 
 def _attempt_outcome(call: Call, exc: BaseException | None, flagged: bool) -> None:
@@ -170,197 +247,13 @@ async def _run_adopted_async(
     return result
 
 
-class _Lifecycle:
-    """How a generator wrapper opens, resumes, suspends and ends its scope."""
-
-    __slots__ = ("begin", "end", "fast_exit", "resume", "suspend")
-
-    def __init__(
-        self,
-        begin: Callable[[], Any],
-        resume: Callable[[Any], Any],
-        suspend: Callable[[Any], None],
-        end: Callable[[Any, BaseException | None], None],
-        fast_exit: bool,
-    ) -> None:
-        self.begin, self.resume, self.suspend, self.end = begin, resume, suspend, end
-        self.fast_exit = fast_exit
-
-    def guarded(self, site: str, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except Exception as exc:
-            telemetry_error(site, exc)
-            return None
-
-
-def _finish_quiet(call: Call, exc: BaseException | None) -> None:
-    finish_call(call, exc, False)
-
-
-def _call_lifecycle(spec: CallSpec) -> _Lifecycle:
-    return _Lifecycle(
-        lambda: start_call(spec),
-        enter,
-        leave,
-        _finish_quiet,
-        fast_exit=True,
-    )
-
-
-def _run_lifecycle(name: str, cohort: str | None, budget: int | None) -> _Lifecycle:
-    return _Lifecycle(
-        lambda: open_run(name, cohort, budget), enter_run, leave_run, finish_run, False
-    )
-
-
-def _fast(lc: _Lifecycle) -> bool:
-    return lc.fast_exit and quiet()
-
-
-def _wrap_gen(fn: Callable[..., Iterator[Any]], lc: _Lifecycle) -> Callable[..., Iterator[Any]]:
-    """A generator whose scope spans the whole iteration.
-
-    The scope is current only while the wrapped generator runs, and taken away at each
-    ``yield``: contextvars set inside a generator would otherwise leak into the consumer.
-    """
-    g = lc.guarded
-
-    @functools.wraps(fn)
-    def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-        if _fast(lc):
-            return (yield from fn(*args, **kwargs))
-        state = g("scope.start", lc.begin)
-        gen: Any = fn(*args, **kwargs)
-        to_send: Any = None
-        to_throw: BaseException | None = None
-        while True:
-            saved = g("scope.context", lc.resume, state) if state is not None else None
-            try:
-                if to_throw is not None:
-                    exc, to_throw = to_throw, None
-                    item = gen.throw(exc)
-                else:
-                    item = gen.send(to_send)
-            except StopIteration as stop:
-                _close(lc, state, saved, None)
-                return stop.value
-            except BaseException as exc:
-                _close(lc, state, saved, exc)
-                raise
-            if saved is not None:
-                g("scope.context", lc.suspend, saved)
-            try:
-                to_send = yield item
-            except GeneratorExit:
-                # The consumer stopped early: not a failure, unless the body's own cleanup
-                # raises (that exception leaves the scope, as any other would).
-                saved = g("scope.context", lc.resume, state) if state is not None else None
-                try:
-                    gen.close()
-                except BaseException as exc:
-                    _close(lc, state, saved, exc)
-                    raise
-                _close(lc, state, saved, None)
-                raise
-            except BaseException as exc:
-                to_throw = exc
-
-    return gen_wrapper
-
-
-def _close(lc: _Lifecycle, state: Any, saved: Any, exc: BaseException | None) -> None:
-    if state is not None:
-        lc.guarded("scope.finish", lc.end, state, exc)
-    if saved is not None:
-        lc.guarded("scope.context", lc.suspend, saved)
-
-
-def _wrap_async_gen(
-    fn: Callable[..., AsyncIterator[Any]], lc: _Lifecycle
-) -> Callable[..., AsyncIterator[Any]]:
-    """The async-generator twin of ``_wrap_gen``."""
-    g = lc.guarded
-
-    @functools.wraps(fn)
-    async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
-        if _fast(lc):
-            async for item in fn(*args, **kwargs):
-                yield item
-            return
-        state = g("scope.start", lc.begin)
-        agen: Any = fn(*args, **kwargs)
-        to_send: Any = None
-        to_throw: BaseException | None = None
-        while True:
-            saved = g("scope.context", lc.resume, state) if state is not None else None
-            try:
-                if to_throw is not None:
-                    exc, to_throw = to_throw, None
-                    item = await agen.athrow(exc)
-                else:
-                    item = await agen.asend(to_send)
-            except StopAsyncIteration:
-                _close(lc, state, saved, None)
-                return
-            except BaseException as exc:
-                _close(lc, state, saved, exc)
-                raise
-            if saved is not None:
-                g("scope.context", lc.suspend, saved)
-            try:
-                to_send = yield item
-            except GeneratorExit:
-                saved = g("scope.context", lc.resume, state) if state is not None else None
-                try:
-                    await agen.aclose()
-                except BaseException as exc:
-                    _close(lc, state, saved, exc)
-                    raise
-                _close(lc, state, saved, None)
-                raise
-            except BaseException as exc:
-                to_throw = exc
-
-    return agen_wrapper
-
-
 def _decorate(obj: Any, make: Callable[[Callable[..., Any]], Any], what: str) -> Any:
-    """Apply ``make`` to a function, or to the function inside a staticmethod/classmethod."""
+    """Apply ``make`` to a function, or to the function inside a staticmethod/classmethod;
+    refuse a class, a non-callable and (for calls) a function agentrel already wraps."""
     if isinstance(obj, (staticmethod, classmethod)):
-        return type(obj)(make(obj.__func__))
-    if not callable(obj):
-        raise TypeError(f"@agentrel.{what} decorates a callable, got {type(obj).__name__}: {obj!r}")
+        return type(obj)(_decorate(obj.__func__, make, what))
+    check_target(obj, what)
     return make(obj)
-
-
-def _check_str(value: object, what: str, *, optional: bool = True, utf8: bool = True) -> None:
-    """A name from code: a non-empty str with a UTF-8 form (OTLP cannot carry a lone
-    surrogate). ``utf8=False`` for a run's cohort, which is data: it is checked against the
-    allowlist instead (anything not on it, surrogates included, is ``other``)."""
-    if value is None and optional:
-        return
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{what} must be a non-empty str, got {value!r}")
-    if utf8 and not cat.has_utf8(value):
-        raise ValueError(f"{what} must be encodable as UTF-8 (no lone surrogates), got {value!r}")
-
-
-def _check_callable(value: object, what: str) -> None:
-    if value is not None and not callable(value):
-        raise TypeError(f"{what} must be callable, got {type(value).__name__}")
-
-
-def _check_bool(value: object, what: str) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{what} must be True or False, got {value!r}")
-
-
-def _first_line(doc: str | None) -> str | None:
-    if not doc:
-        return None
-    line = inspect.cleandoc(doc).split("\n", 1)[0].strip()
-    return line or None
 
 
 # --- @agentrel.tool ------------------------------------------------------------------------------
@@ -381,11 +274,11 @@ class ToolMeta:
         description: str | None = None,
         name_required: bool = True,
     ) -> None:
-        _check_str(name, "tool name", optional=not name_required)
-        _check_str(system, "system")
-        _check_str(owner, "owner")
-        _check_bool(idempotent, "idempotent")
-        _check_bool(reversible, "reversible")
+        check_str(name, "tool name", optional=not name_required)
+        check_str(system, "system")
+        check_str(owner, "owner")
+        check_bool(idempotent, "idempotent")
+        check_bool(reversible, "reversible")
         if description is not None and not isinstance(description, str):
             raise TypeError(f"description must be a str, got {description!r}")
         self.name, self.system, self.owner = name, system, owner
@@ -403,7 +296,7 @@ class ToolMeta:
         """The call spec; ``name``/``description`` fill in what the metadata left open (the
         function's name and docstring). Registers the tool unless ``register=False``."""
         tool_name = self.name or name
-        _check_str(tool_name, "tool name", optional=False)
+        check_str(tool_name, "tool name", optional=False)
         assert tool_name is not None
         desc = self.description if self.description is not None else description
         attrs: dict[str, Any] = {
@@ -499,12 +392,12 @@ def tool(
         description=description,
         name_required=False,
     )
-    _check_callable(failure_when, "failure_when")
+    check_callable(failure_when, "failure_when")
 
     def make(fn: Callable[..., Any]) -> Any:
         spec = meta.spec(
-            name=getattr(fn, "__name__", None) or repr(fn),
-            description=_first_line(fn.__doc__),
+            name=None if meta.name is not None else code_name(fn, "tool"),
+            description=first_line(fn.__doc__),
             where=_where(fn),
         )
         return _wrap_call(fn, spec, failure_when)
@@ -558,13 +451,13 @@ def llm(
     and ``output``. Records ``gen_ai.client.operation.duration`` and
     ``gen_ai.client.token.usage`` as the GenAI conventions say.
     """
-    _check_str(model, "model")
-    _check_str(provider, "provider")
-    _check_str(name, "name")
-    _check_callable(usage, "usage")
+    check_str(model, "model")
+    check_str(provider, "provider")
+    check_str(name, "name")
+    check_callable(usage, "usage")
 
     def make(fn: Callable[..., Any]) -> Any:
-        call_name = name or (f"chat {model}" if model else f"chat {fn.__name__}")
+        call_name = name or (f"chat {model}" if model else f"chat {code_name(fn, 'llm')}")
         attrs: dict[str, Any] = {cat.OPERATION: "chat"}
         if model:
             attrs[cat.REQUEST_MODEL] = model
@@ -582,7 +475,7 @@ def llm(
                 telemetry_error("llm.usage", exc)
             return False
 
-        return _wrap_call(fn, spec, pred)
+        return _wrap_call(fn, spec, pred, "usage")
 
     if wrapped is None:
         return lambda fn: _decorate(fn, make, "llm")
@@ -591,8 +484,8 @@ def llm(
 
 # --- @agentrel.agent / agentrel.run ---------------------------------------------------------------
 def check_run_args(name: object, cohort: object, token_budget: object) -> None:
-    _check_str(name, "agent name", optional=False)
-    _check_str(cohort, "cohort", utf8=False)
+    check_str(name, "agent name", optional=False)
+    check_str(cohort, "cohort", utf8=False)
     if token_budget is not None and (
         isinstance(token_budget, bool) or not isinstance(token_budget, int) or token_budget <= 0
     ):
@@ -615,29 +508,44 @@ def agent(
     """
     if callable(name) and not isinstance(name, str):
         fn = name
-        return agent(getattr(fn, "__name__", "agent"), cohort=cohort, token_budget=token_budget)(fn)
+        if inspect.isclass(fn):
+            check_target(fn, "agent")
+        return agent(code_name(fn, "agent"), cohort=cohort, token_budget=token_budget)(fn)
     if name is None:
         raise TypeError("@agentrel.agent(...) needs a name: @agentrel.agent('support')")
     check_run_args(name, cohort, token_budget)
 
     def make(fn: Callable[..., Any]) -> Any:
+        lc = run_lifecycle(name, cohort, token_budget)
         if inspect.isasyncgenfunction(fn):
-            return _wrap_async_gen(fn, _run_lifecycle(name, cohort, token_budget))
+            return wrap_async_gen(fn, lc)
         if inspect.isgeneratorfunction(fn):
-            return _wrap_gen(fn, _run_lifecycle(name, cohort, token_budget))
+            return wrap_gen(fn, lc)
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
             async def async_run(*args: Any, **kwargs: Any) -> Any:
-                async with RunScope(name, cohort, token_budget):
-                    return await fn(*args, **kwargs)
+                state, saved = open_scope(lc)
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as exc:
+                    close_scope(lc, state, saved, exc)
+                    raise
+                close_scope(lc, state, saved, None)
+                return result
 
             return async_run
 
         @functools.wraps(fn)
         def sync_run(*args: Any, **kwargs: Any) -> Any:
-            with RunScope(name, cohort, token_budget):
-                return fn(*args, **kwargs)
+            state, saved = open_scope(lc)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                close_scope(lc, state, saved, exc)
+                raise
+            close_scope(lc, state, saved, None)
+            return result
 
         return sync_run
 

@@ -1,4 +1,4 @@
-"""Never break the host (DESIGN §8): the guard every telemetry step runs under.
+"""Never break the host (docs/reliability.md): the guard every telemetry step runs under.
 
 A failure of agentrel's own telemetry is caught by the caller (``except Exception``), handed to
 ``telemetry_error(site, exc)``, counted by site, logged once per site and error type, and the

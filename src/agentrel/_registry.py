@@ -1,4 +1,4 @@
-"""Registered tools: the blast-radius inventory of DESIGN §6."""
+"""Registered tools: the blast-radius inventory behind `agentrel inventory` (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -7,8 +7,16 @@ take the cheap exit.
 
 agentrel learns of a provider being set instead of polling for it on every call: at import, when
 the application calls ``opentelemetry.trace.set_tracer_provider`` /
-``opentelemetry.metrics.set_meter_provider`` (agentrel wraps those two public functions so that
-they tell it), in ``configure()``, and when a run opens (``refresh()``).
+``opentelemetry.metrics.set_meter_provider``, in ``configure()``, and when a run opens
+(``refresh()``). The OpenTelemetry API has no hook for "a provider was set", and checking the
+global provider on every call would cost the unconfigured fast path a call and a type check per
+tool call, so agentrel wraps those two public functions (idempotently: once per process, the
+original is called unchanged and its result returned) so that they tell it.
+
+"Set" is told apart by type: the API's own proxy provider classes (what the getters return
+until a provider is set) are "nothing set yet", and so is a provider agentrel created and has
+since shut down (``retire``): OpenTelemetry lets the global providers be set only once, so a
+configuration made after ``shutdown()`` records into providers of its own, injected here.
 
 One instrument per catalogue entry (``_catalogue.METRICS``), bound as ``T.<spec.slot>``: adding
 a metric is one edit, its catalogue entry. Only ``_record`` records into them.
@@ -23,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import Meter, MeterProvider, NoOpMeterProvider
-from opentelemetry.trace import NoOpTracerProvider, Tracer, TracerProvider
+from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Tracer, TracerProvider
 
 from . import _catalogue as cat
 from ._guard import telemetry_error
@@ -33,14 +41,29 @@ __all__ = ["T", "Telemetry", "is_set"]
 
 _SCOPE = "agentrel"
 _FIXED = (
-    "_injected", "_lock", "_runs", "active", "armed", "capture_content", "cohorts", "redact",
-    "tracer",
+    "_injected", "_lock", "_retired", "_runs", "active", "armed", "capture_content", "cohorts",
+    "redact", "tracer",
 )  # fmt: skip
 
 
+def _proxy_types() -> tuple[type, ...]:
+    """The API's placeholder provider classes, returned by the global getters until a provider
+    is set. The tracer one is public; the meter one lives in the API's ``_internal`` module
+    (its public ``NoOpMeterProvider`` is a real, if silent, provider an application may set)."""
+    try:
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+    except ImportError:  # pragma: no cover - a future API that moved it: no meter proxy known
+        return (ProxyTracerProvider,)
+    return (ProxyTracerProvider, _ProxyMeterProvider)
+
+
+_PROXIES = _proxy_types()
+
+
 def is_set(provider: object) -> bool:
-    """Whether ``provider`` is a real provider, not the API's proxy (nothing set yet)."""
-    return type(provider).__name__ not in ("ProxyTracerProvider", "_ProxyMeterProvider")
+    """Whether ``provider`` is a usable provider: not the API's proxy (nothing set yet) and
+    not one agentrel created and has since shut down."""
+    return not isinstance(provider, _PROXIES) and not T.is_retired(provider)
 
 
 class Telemetry:
@@ -64,6 +87,8 @@ class Telemetry:
         self.redact: Any = None
         self.cohorts: frozenset[str] = frozenset()
         self._injected: tuple[TracerProvider | None, MeterProvider | None] | None = None
+        #: providers agentrel created and shut down (``retire``): never bound again
+        self._retired: tuple[object, ...] = ()
         self._lock = threading.Lock()
         self._runs = 0
         self._bind(NoOpTracerProvider(), NoOpMeterProvider(), active=False)
@@ -90,29 +115,44 @@ class Telemetry:
             self._runs -= 1
             self.armed = self.active or self._runs > 0
 
+    def is_retired(self, provider: object) -> bool:
+        return any(p is provider for p in self._retired)
+
+    def retire(self, provider: object) -> None:
+        """``provider`` (one agentrel created) was shut down: never bind it again."""
+        with self._lock:
+            if not self.is_retired(provider):
+                self._retired = (*self._retired, provider)
+
+    def _globals(self) -> tuple[TracerProvider, MeterProvider]:
+        """The global providers, a retired one replaced by the no-op provider."""
+        tp = trace.get_tracer_provider()
+        mp = metrics.get_meter_provider()
+        if self.is_retired(tp):
+            tp = NoOpTracerProvider()
+        if self.is_retired(mp):
+            mp = NoOpMeterProvider()
+        return tp, mp
+
     def refresh(self) -> bool:
         """Bind to the global providers if the application (or ``configure``) set one since;
         return ``active``. Not called per call: see the module docstring."""
         if self._injected is not None:
             return self.active
         try:
-            tp = trace.get_tracer_provider()
-            mp = metrics.get_meter_provider()
-            if is_set(tp) or is_set(mp):
-                self._bind(tp, mp, active=True)
+            if is_set(trace.get_tracer_provider()) or is_set(metrics.get_meter_provider()):
+                self._bind(*self._globals(), active=True)
         except Exception as exc:  # pragma: no cover - defensive
             telemetry_error("refresh", exc)
         return self.active
 
     def inject(self, tp: TracerProvider | None, mp: MeterProvider | None) -> None:
         """Use these providers instead of the global ones (``configure(tracer_provider=...)``,
-        ``testing.capture()``)."""
+        ``testing.capture()``, a configuration made after ``shutdown()``); ``None``: the
+        global one for that signal."""
         self._injected = (tp, mp)
-        self._bind(
-            tp if tp is not None else trace.get_tracer_provider(),
-            mp if mp is not None else metrics.get_meter_provider(),
-            active=True,
-        )
+        gtp, gmp = self._globals()
+        self._bind(tp if tp is not None else gtp, mp if mp is not None else gmp, active=True)
 
     def uninject(self) -> None:
         self._injected = None
