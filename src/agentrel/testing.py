@@ -14,13 +14,12 @@ providers are not touched), so it works whether or not the application configure
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _coldstart, _config, _cost, _guard, _llm_flight
+from . import _coldstart, _config, _cost, _guard, _instrumentor, _llm_flight
 from ._runtime import T
 
 __all__ = ["Capture", "HistogramData", "capture", "reset"]
@@ -156,6 +155,4 @@ def reset() -> None:
     _llm_flight._forget_streams()
     _cost.reset()  # default prices
     _coldstart.forget()  # every tool's next call is a first call again
-    tenacity = sys.modules.get("agentrel.integrations.tenacity")
-    if tenacity is not None:
-        tenacity._abandoned.clear()
+    _instrumentor.reset_for_tests()  # each integration's own reset hook
