@@ -59,10 +59,11 @@ _instances: weakref.WeakSet[BaseInstrumentor] = weakref.WeakSet()
 class BaseInstrumentor:
     """Base of an integration that patches a library (one instance per subclass).
 
-    Subclasses set ``name`` (for messages), ``extra`` (the ``agentrel[...]`` extra that
-    installs the library), ``requires`` (``(module, distribution)`` pairs imported before
-    ``_instrument`` runs) and implement ``_instrument(**kwargs)`` / ``_uninstrument()``;
-    ``_reset_for_tests()`` drops work left to settle later (``agentrel.testing.reset()``).
+    Subclasses set ``name`` (for messages), ``requires`` (``(module, distribution)`` pairs
+    imported before ``_instrument`` runs) and ``extra`` (the ``agentrel[...]`` extra that
+    installs them, for agentrel's own integrations; empty: the hint names the distribution),
+    and implement ``_instrument(**kwargs)`` / ``_uninstrument()``; ``_reset_for_tests()``
+    drops work left to settle later (``agentrel.testing.reset()``).
     """
 
     name: ClassVar[str] = ""
@@ -134,11 +135,11 @@ class BaseInstrumentor:
         return None
 
 
-def missing_message(integration: str, distribution: str, extra: str) -> str:
-    """The ``ImportError`` message of an integration whose library is not installed."""
-    return (
-        f"agentrel's {integration} integration needs {distribution}: pip install '{DIST}[{extra}]'"
-    )
+def missing_message(integration: str, distribution: str, extra: str = "") -> str:
+    """The ``ImportError`` message of an integration whose library is not installed: the
+    ``agentrel[extra]`` to install (an integration of agentrel's own), else the library."""
+    hint = f"pip install '{DIST}[{extra}]'" if extra else f"pip install {distribution}"
+    return f"agentrel's {integration} integration needs {distribution}: {hint}"
 
 
 def reset_for_tests() -> None:
@@ -282,7 +283,9 @@ class JoinedCall:
         if handle is None or not self._owned:
             return
         try:
-            handle.finish(exc)
+            # Left without an exception after the last attempt was closed as failed (a retry
+            # loop that gave up and returned a value): the call failed.
+            handle.finish(exc, flagged=exc is None and not handle.attempt_open)
         finally:
             _ai().leave(saved)
 
