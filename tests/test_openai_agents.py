@@ -583,3 +583,33 @@ def test_module_imports_without_the_sdk() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "lazy"
+
+
+def test_unknown_version_degrades_with_one_warning(
+    cap: testing.Capture, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An SDK without one of the private functions agentrel hooks (the tool-failure message):
+    instrument() warns once, naming it, raises nothing, and the rest is counted."""
+    import agents.tool
+
+    openai_agents.uninstrument()
+    monkeypatch.delattr(agents.tool, "maybe_invoke_function_tool_failure_error_function")
+    with caplog.at_level("WARNING", logger="agentrel"):
+        openai_agents.instrument()
+        openai_agents.uninstrument()
+        openai_agents.instrument()
+    warnings_ = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings_) == 1
+    assert "agents.tool.maybe_invoke_function_tool_failure_error_function not found" in warnings_[0]
+    assert openai_agents.is_instrumented()
+
+    agent = Agent(name="weather", model=ScriptedModel([call("c1"), answer()]), tools=[flaky(0)])
+    assert Runner.run_sync(agent, "weather?").final_output == "done"
+    ((attrs, point),) = cap.points("agentrel.run.retry_depth")
+    assert (attrs["gen_ai.agent.name"], attrs["agentrel.outcome"], point.sum) == (
+        "weather",
+        "success",
+        0,
+    )
+    assert cap.histogram("agentrel.run.attempts").sum == 3  # 2 model turns + 1 tool call
+    assert agentrel.telemetry_errors() == {}
