@@ -427,6 +427,11 @@ def test_cancelled_run_is_failed(cap: testing.Capture, runs: list[agentrel.Run])
     (span,) = cap.spans("invoke_agent support")
     assert span.attributes["error.type"] == "CancelledError"
     assert cap.counter(FAILURES, {"error.type": "CancelledError"}) == 1
+    # the rule the three frameworks share: the cut-off tool is the run's one failure
+    ((_, depth),) = cap.points("agentrel.run.retry_depth")
+    assert (depth.count, depth.sum) == (1, 1)
+    assert cap.counter(FAILURES) == depth.sum
+    assert cap.counter(FAILURES, {"agentrel.absorbed": "false"}) == 1
 
 
 def test_enclosing_run_is_joined(runs: list[agentrel.Run]) -> None:

@@ -293,6 +293,48 @@ def test_streamed_run_cancelled(cap: testing.Capture) -> None:
     assert cap.counter("agentrel.tool.failures", {"gen_ai.tool.name": "slow"}) == 1
 
 
+def test_run_cancelled_while_a_tool_executes(cap: testing.Capture) -> None:
+    """The caller cancels the run while a tool executes: the cut-off tool is the run's one
+    failure (failed, depth 1, attempts 2), the rule LangGraph and pydantic-ai follow too."""
+    started = asyncio.Event()
+
+    @function_tool
+    async def slow() -> str:
+        """Slow."""
+        started.set()
+        await asyncio.sleep(30)
+        return "late"
+
+    async def main() -> None:
+        model = ScriptedModel([ModelStep(output=[function_call("slow", {}, call_id="c1")])])
+        task = asyncio.ensure_future(Runner.run(Agent(name="c", model=model, tools=[slow]), "hi"))
+        await asyncio.wait_for(started.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    (run_span,) = cap.spans("invoke_agent c")
+    attrs = run_span.attributes
+    assert (attrs["agentrel.outcome"], attrs["error.type"]) == ("failed", "CancelledError")
+    assert (attrs["agentrel.run.retry_depth"], attrs["agentrel.run.attempts"]) == (1, 2)
+    ((_, depth),) = cap.points("agentrel.run.retry_depth")
+    assert (depth.count, depth.sum) == (1, 1)
+    assert cap.counter("agentrel.tool.failures") == depth.sum
+    assert (
+        cap.counter(
+            "agentrel.tool.failures",
+            {
+                "gen_ai.tool.name": "slow",
+                "error.type": "CancelledError",
+                "agentrel.absorbed": "false",
+            },
+        )
+        == 1
+    )
+    assert agentrel.telemetry_errors() == {}
+
+
 SCHEMA_FIELDS = ("name", "description", "params_json_schema", "strict_json_schema")
 
 

@@ -93,7 +93,7 @@ def the_run(cap: testing.Capture, name: str) -> dict[str, Any]:
     return dict(span.attributes)
 
 
-# --- the scenarios of the issue -----------------------------------------------------------------
+# --- scripted scenarios -------------------------------------------------------------------
 def test_tool_fails_twice_then_succeeds(cap: testing.Capture) -> None:
     """ModelRetry twice (retries=2), then an answer: 3 tool calls, 4 model requests."""
     agent = Agent(scripted(tool_call(), tool_call(), tool_call(), text()), name="support")

@@ -10,7 +10,7 @@ the ``capabilities=`` argument of ``Agent.iter`` (which ``run``, ``run_sync`` an
 ``Agent(..., capabilities=[agentrel_pydantic_ai.capability()])``; it has the fixed id
 ``"agentrel"``, so both at once are one capability.
 
-What is counted (DESIGN §2):
+What is counted (docs/integrations.md has the full table):
 
 * a run (``wrap_run``) is an agentrel run named after the agent (``agent.name``, else
   ``"agent"``); an enclosing ``agentrel.run`` is joined;
