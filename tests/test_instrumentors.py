@@ -200,10 +200,16 @@ def test_reset_calls_every_instrumentors_reset_hook() -> None:
         def _reset_for_tests(self) -> None:
             calls.append("fine")
 
-    Broken(), Fine()
-    testing.reset()
-    assert sorted(calls) == ["broken", "fine"]
-    assert agentrel.telemetry_errors() == {"instrumentor.reset": 1}
+    from agentrel import _instrumentor
+
+    made = [Broken(), Fine()]
+    try:
+        testing.reset()
+        assert sorted(calls) == ["broken", "fine"]
+        assert agentrel.telemetry_errors() == {"instrumentor.reset": 1}
+    finally:
+        for inst in made:  # out of the registry: later resets must not call them
+            _instrumentor._instances.discard(inst)
 
 
 def test_tenacity_abandoned_retries_are_dropped_by_reset() -> None:

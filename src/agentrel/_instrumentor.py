@@ -162,19 +162,19 @@ def qualified_name(fn: Any) -> str:
     return f"{module}.{qualname}" if isinstance(module, str) and module else qualname
 
 
+#: ``"library:name"`` -> the spec of that retried call site: one per retried function's
+#: ``module.qualname`` (names come from code, not data), never the function itself.
 _specs: dict[str, CallSpec] = {}
-_SPECS_MAX = 1024
 
 
 def retry_spec(name: str, library: str) -> CallSpec:
-    """The spec of a call a retry library's integration opens (cached per name and library:
-    names come from code, not data; ``agentrel.retry.library`` is on its span)."""
+    """The spec of a call a retry library's integration opens (cached per name and library;
+    ``agentrel.retry.library`` is on its span)."""
     key = library + ":" + name
     spec = _specs.get(key)
     if spec is None:
         spec = _ai().tool_spec(name, register=False, attributes={"agentrel.retry.library": library})
-        if len(_specs) < _SPECS_MAX:
-            spec = _specs.setdefault(key, spec)
+        spec = _specs.setdefault(key, spec)
     return spec
 
 

@@ -142,7 +142,8 @@ def capture() -> Iterator[Capture]:
 def reset() -> None:
     """Reset agentrel's process-wide state: injected providers, cohort allowlist, content
     capture, the once-only log memory, the telemetry error counts, and work left to settle
-    later (LLM streams and retry loops abandoned before the reset are never recorded), the
+    later (LLM streams and retry loops abandoned before the reset are never recorded: every
+    integration instrumentor's ``_reset_for_tests()`` is called), the
     price configuration (back to the default) and which tools have had their first call.
     Global OpenTelemetry providers, once set, cannot be unset and stay as they are."""
     T.cohorts = frozenset()
