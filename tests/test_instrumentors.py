@@ -221,3 +221,66 @@ def test_tenacity_abandoned_retries_are_dropped_by_reset() -> None:
     assert len(integration._abandoned) == 1
     testing.reset()
     assert len(integration._abandoned) == 0
+
+
+# --- join_or_start / join_call ----------------------------------------------------------------
+def _retried(x: int) -> int:
+    return x
+
+
+def test_join_or_start_joins_only_the_tool_around_the_function(cap: testing.Capture) -> None:
+    """The tool around ``fn`` is joined; with no call, or a tool around other code, a call
+    named after ``fn`` is opened (adoptable, ``agentrel.retry.library`` on it)."""
+    name = f"{__name__}._retried"
+    assert ai.qualified_name(_retried) == name
+
+    with agentrel.run("support"):
+        handle, owned = ai.join_or_start(_retried, library="mylib")
+        assert owned and handle.name == name and handle.adoptable
+        handle.finish()
+
+        @agentrel.tool("search")
+        def around(x: int) -> int:
+            inner, inner_owned = ai.join_or_start(around.__wrapped__, library="mylib")
+            assert not inner_owned and inner == ai.current_call()
+            other, other_owned = ai.join_or_start(_retried, library="mylib")
+            assert other_owned and other.name == name  # a function the tool merely calls
+            other.finish()
+            return x
+
+        assert around(1) == 1
+    calls = {
+        (a["gen_ai.tool.name"], a["agentrel.outcome"]): (p.count, p.sum)
+        for a, p in cap.points("agentrel.tool.attempts")
+    }
+    assert calls == {(name, "success"): (2, 2), ("search", "success"): (1, 1)}
+    spans = [s for s in cap.spans() if s.name == f"execute_tool {name}"]
+    assert [s.attributes["agentrel.retry.library"] for s in spans] == ["mylib", "mylib"]
+
+
+def test_join_call_fails_the_call_of_a_loop_that_gave_up_and_returned(
+    cap: testing.Capture,
+) -> None:
+    """A loop whose last attempt was closed as failed and that returned a value anyway
+    (a give-up that returns) fails the call join_call opened; a clean one succeeds."""
+    with agentrel.run("support") as run:
+        with ai.join_call(_retried, library="mylib") as handle:
+            handle.attempt_failed(TimeoutError())
+            handle.retry_wait(0.0)
+            handle.next_attempt()
+            handle.attempt_failed(TimeoutError())  # gave up, returned None
+        with ai.join_call(_retried, library="mylib", name="clean"):
+            pass
+    # the run itself returned: its two failures were absorbed
+    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 2, 3)
+    calls = {
+        (a["gen_ai.tool.name"], a["agentrel.outcome"]): (p.count, p.sum)
+        for a, p in cap.points("agentrel.tool.attempts")
+    }
+    assert calls == {(f"{__name__}._retried", "exhausted"): (1, 2), ("clean", "success"): (1, 1)}
+
+
+def test_join_call_needs_a_library() -> None:
+    """A missing library name is a TypeError when the block is made, not at its end."""
+    with pytest.raises(TypeError, match="library"):
+        ai.join_call(_retried, library="")
