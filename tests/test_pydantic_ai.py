@@ -874,6 +874,7 @@ def test_user_provided_instrumented_model(cap: testing.Capture, how: str) -> Non
     assert cap.counter("agentrel.tokens") == 35
 
 
+@pytest.mark.filterwarnings("ignore:Instrumentation format versions")  # deprecated upstream
 def test_instrumentation_version_2_spans_are_not_reparented(cap: testing.Capture) -> None:
     """pydantic-ai's instrumentation version 2 (``agent run``, ``running tool``) in the
     application's own provider: agentrel records onto those spans and opens none, so every

@@ -27,8 +27,13 @@ What is counted (docs/integrations.md has the full table):
   or an output validator's ``ModelRetry``), that is a rejection: one failure
   (``error.type="rejected"``) and its tokens wasted.
 
-With pydantic-ai's own tracing on (``instrument=True``, ``Agent.instrument_all()``), agentrel
-writes onto pydantic-ai's ``invoke_agent``, ``chat`` and ``execute_tool`` spans instead of
+A tool execution still running when the run ends (the run was cancelled; pydantic-ai
+cancels the tool task only after the run) is settled just before the run is classified: one
+failed attempt ``CancelledError``, the run's failure.
+
+With pydantic-ai's own tracing on (``instrument=True``, ``Agent.instrument_all()``, a user's
+``InstrumentedModel``), agentrel writes onto pydantic-ai's ``invoke_agent``, ``chat`` and
+``execute_tool`` spans (instrumentation version 2: ``agent run``, ``running tool``) instead of
 opening spans of the same name under them.
 """
 
@@ -62,7 +67,7 @@ class _Tool:
     """The tool execution in progress (for ``on_tool_execute_error``, and for the run's end
     when the run is cancelled while the tool executes)."""
 
-    __slots__ = ("__weakref__", "error", "handle", "scope", "settled")
+    __slots__ = ("error", "handle", "scope", "settled")
 
     def __init__(self, scope: ai.CallScope, handle: ai.CallHandle) -> None:
         self.scope = scope
