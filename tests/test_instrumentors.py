@@ -284,3 +284,14 @@ def test_join_call_needs_a_library() -> None:
     """A missing library name is a TypeError when the block is made, not at its end."""
     with pytest.raises(TypeError, match="library"):
         ai.join_call(_retried, library="")
+
+
+def test_unknown_instrument_options_are_a_type_error() -> None:
+    """A misspelt option is a TypeError at instrument() time, and nothing is patched."""
+    from agentrel.integrations import langgraph, tenacity
+
+    with pytest.raises(TypeError, match="unknown options"):
+        tenacity.TenacityInstrumentor().instrument(llm=False)
+    with pytest.raises(TypeError, match=r"\['lm'\]"):
+        langgraph.LangGraphInstrumentor().instrument(lm=False)
+    assert not tenacity.is_instrumented() and not langgraph.is_instrumented()

@@ -60,15 +60,18 @@ class BaseInstrumentor:
     """Base of an integration that patches a library (one instance per subclass).
 
     Subclasses set ``name`` (for messages), ``requires`` (``(module, distribution)`` pairs
-    imported before ``_instrument`` runs) and ``extra`` (the ``agentrel[...]`` extra that
-    installs them, for agentrel's own integrations; empty: the hint names the distribution),
-    and implement ``_instrument(**kwargs)`` / ``_uninstrument()``; ``_reset_for_tests()``
-    drops work left to settle later (``agentrel.testing.reset()``).
+    imported before ``_instrument`` runs), ``extra`` (the ``agentrel[...]`` extra that
+    installs them, for agentrel's own integrations; empty: the hint names the distribution)
+    and ``options`` (the keyword arguments ``instrument()`` passes on), and implement
+    ``_instrument(**kwargs)`` / ``_uninstrument()``; ``_reset_for_tests()`` drops work left
+    to settle later (``agentrel.testing.reset()``).
     """
 
     name: ClassVar[str] = ""
     extra: ClassVar[str] = ""
     requires: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: the keyword options ``instrument()`` accepts (anything else is a ``TypeError``).
+    options: ClassVar[frozenset[str]] = frozenset()
 
     _instance: ClassVar[BaseInstrumentor | None] = None
     _lock: threading.RLock
@@ -87,6 +90,9 @@ class BaseInstrumentor:
     # -- public ----------------------------------------------------------------------------
     def instrument(self, **kwargs: Any) -> None:
         """Patch the library (imports it). A second call logs a warning once and returns."""
+        unknown = sorted(set(kwargs) - self.options)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.instrument() got unknown options {unknown}")
         with self._lock:
             if self._on:
                 warn_once(

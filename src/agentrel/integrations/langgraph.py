@@ -509,6 +509,7 @@ class LangGraphInstrumentor(ai.BaseInstrumentor):
     name = "LangGraph"
     extra = "langgraph"
     requires = (("langgraph", "langgraph"), ("langchain_core", "langchain-core"))
+    options = frozenset({"llm"})
 
     def _instrument(self, **kwargs: Any) -> None:
         global _installed, _llm_on, _remove_hook
