@@ -427,6 +427,11 @@ def test_cancelled_run_is_failed(cap: testing.Capture, runs: list[agentrel.Run])
     (span,) = cap.spans("invoke_agent support")
     assert span.attributes["error.type"] == "CancelledError"
     assert cap.counter(FAILURES, {"error.type": "CancelledError"}) == 1
+    # the rule the three frameworks share: the cut-off tool is the run's one failure
+    ((_, depth),) = cap.points("agentrel.run.retry_depth")
+    assert (depth.count, depth.sum) == (1, 1)
+    assert cap.counter(FAILURES) == depth.sum
+    assert cap.counter(FAILURES, {"agentrel.absorbed": "false"}) == 1
 
 
 def test_enclosing_run_is_joined(runs: list[agentrel.Run]) -> None:
@@ -834,3 +839,49 @@ def test_parallel_tool_calls_one_fails(cap: testing.Capture, runs: list[agentrel
     assert cap.counter(FAILURES, {"gen_ai.tool.name": "lookup"}) == 1
     assert cap.counter(FAILURES, {"gen_ai.tool.name": "fetch"}) == 0
     assert cap.histogram("agentrel.tool.attempts", {"gen_ai.tool.name": "fetch"}).count == 1
+
+
+# --- an unknown newer version ------------------------------------------------------------------
+def test_unknown_version_degrades_with_one_warning(
+    cap: testing.Capture,
+    runs: list[agentrel.Run],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A LangGraph without the private node-retry loop agentrel hooks: instrument() warns
+    once, naming it, raises nothing, and the rest is counted (the run, without node retries:
+    the node's failures are the run's)."""
+    import types
+
+    from langgraph.pregel import _runner
+
+    agentrel_langgraph.uninstrument()
+    # a newer _runner module without run_with_retry (LangGraph itself keeps the real one)
+    newer = types.ModuleType(_runner.__name__)
+    newer.__dict__.update({k: v for k, v in vars(_runner).items() if k != "run_with_retry"})
+    monkeypatch.setitem(sys.modules, _runner.__name__, newer)
+    with caplog.at_level("WARNING", logger="agentrel"):
+        agentrel_langgraph.instrument()
+        agentrel_langgraph.uninstrument()
+        agentrel_langgraph.instrument()
+    warnings_ = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings_) == 1
+    assert "langgraph.pregel._runner.run_with_retry not found" in warnings_[0]
+    assert "arun_with_retry" not in warnings_[0]
+    assert agentrel_langgraph.is_instrumented()
+    assert isinstance(Pregel.__dict__["invoke"], __import__("wrapt").FunctionWrapper)
+
+    fetch_fn = flaky(0, ConnectionError)
+
+    def fetch(state: State) -> dict[str, Any]:
+        return {"messages": [fetch_fn("x")]}
+
+    g = StateGraph(State)
+    g.add_node("fetch", fetch)
+    g.add_edge(START, "fetch")
+    g.add_edge("fetch", END)
+    assert g.compile(name="fetcher").invoke({"messages": []})["messages"] == ["found x"]
+    (run,) = runs
+    assert (run.name, run.outcome, run.retry_depth, run.attempts) == ("fetcher", "success", 0, 0)
+    assert cap.histogram("agentrel.run.retry_depth", {"agentrel.outcome": "success"}).count == 1
+    assert agentrel.telemetry_errors() == {}

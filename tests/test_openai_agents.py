@@ -293,6 +293,48 @@ def test_streamed_run_cancelled(cap: testing.Capture) -> None:
     assert cap.counter("agentrel.tool.failures", {"gen_ai.tool.name": "slow"}) == 1
 
 
+def test_run_cancelled_while_a_tool_executes(cap: testing.Capture) -> None:
+    """The caller cancels the run while a tool executes: the cut-off tool is the run's one
+    failure (failed, depth 1, attempts 2), the rule LangGraph and pydantic-ai follow too."""
+    started = asyncio.Event()
+
+    @function_tool
+    async def slow() -> str:
+        """Slow."""
+        started.set()
+        await asyncio.sleep(30)
+        return "late"
+
+    async def main() -> None:
+        model = ScriptedModel([ModelStep(output=[function_call("slow", {}, call_id="c1")])])
+        task = asyncio.ensure_future(Runner.run(Agent(name="c", model=model, tools=[slow]), "hi"))
+        await asyncio.wait_for(started.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    (run_span,) = cap.spans("invoke_agent c")
+    attrs = run_span.attributes
+    assert (attrs["agentrel.outcome"], attrs["error.type"]) == ("failed", "CancelledError")
+    assert (attrs["agentrel.run.retry_depth"], attrs["agentrel.run.attempts"]) == (1, 2)
+    ((_, depth),) = cap.points("agentrel.run.retry_depth")
+    assert (depth.count, depth.sum) == (1, 1)
+    assert cap.counter("agentrel.tool.failures") == depth.sum
+    assert (
+        cap.counter(
+            "agentrel.tool.failures",
+            {
+                "gen_ai.tool.name": "slow",
+                "error.type": "CancelledError",
+                "agentrel.absorbed": "false",
+            },
+        )
+        == 1
+    )
+    assert agentrel.telemetry_errors() == {}
+
+
 SCHEMA_FIELDS = ("name", "description", "params_json_schema", "strict_json_schema")
 
 
@@ -583,3 +625,33 @@ def test_module_imports_without_the_sdk() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "lazy"
+
+
+def test_unknown_version_degrades_with_one_warning(
+    cap: testing.Capture, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An SDK without one of the private functions agentrel hooks (the tool-failure message):
+    instrument() warns once, naming it, raises nothing, and the rest is counted."""
+    import agents.tool
+
+    openai_agents.uninstrument()
+    monkeypatch.delattr(agents.tool, "maybe_invoke_function_tool_failure_error_function")
+    with caplog.at_level("WARNING", logger="agentrel"):
+        openai_agents.instrument()
+        openai_agents.uninstrument()
+        openai_agents.instrument()
+    warnings_ = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings_) == 1
+    assert "agents.tool.maybe_invoke_function_tool_failure_error_function not found" in warnings_[0]
+    assert openai_agents.is_instrumented()
+
+    agent = Agent(name="weather", model=ScriptedModel([call("c1"), answer()]), tools=[flaky(0)])
+    assert Runner.run_sync(agent, "weather?").final_output == "done"
+    ((attrs, point),) = cap.points("agentrel.run.retry_depth")
+    assert (attrs["gen_ai.agent.name"], attrs["agentrel.outcome"], point.sum) == (
+        "weather",
+        "success",
+        0,
+    )
+    assert cap.histogram("agentrel.run.attempts").sum == 3  # 2 model turns + 1 tool call
+    assert agentrel.telemetry_errors() == {}

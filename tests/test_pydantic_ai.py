@@ -93,7 +93,7 @@ def the_run(cap: testing.Capture, name: str) -> dict[str, Any]:
     return dict(span.attributes)
 
 
-# --- the scenarios of the issue -----------------------------------------------------------------
+# --- scripted scenarios -------------------------------------------------------------------
 def test_tool_fails_twice_then_succeeds(cap: testing.Capture) -> None:
     """ModelRetry twice (retries=2), then an answer: 3 tool calls, 4 model requests."""
     agent = Agent(scripted(tool_call(), tool_call(), tool_call(), text()), name="support")
@@ -384,10 +384,14 @@ def test_cancelled_run_is_failed(cap: testing.Capture) -> None:
     attrs = the_run(cap, "support")
     assert attrs["agentrel.outcome"] == "failed"
     assert attrs["error.type"] == "CancelledError"
-    # pydantic-ai tears the run down before the tool task it cancels: the run is classified
-    # first, so the cut-off tool execution is not one of its failures (its span says failed):
-    # it is recorded as a failure outside any run, not absorbed
-    assert (attrs["agentrel.run.retry_depth"], attrs["agentrel.run.attempts"]) == (0, 2)
+    # pydantic-ai tears the run down before the tool task it cancels: the run's end settles
+    # the cut-off tool execution first, so it is the run's failure, as in LangGraph and the
+    # Agents SDK (sum of failures == sum of retry depths; attempts - depth succeeded)
+    assert (attrs["agentrel.run.retry_depth"], attrs["agentrel.run.attempts"]) == (1, 2)
+    (run,) = cap.points("agentrel.run.retry_depth")
+    assert (run[1].count, run[1].sum) == (1, 1)
+    assert cap.counter("agentrel.tool.failures") == run[1].sum
+    assert agentrel.telemetry_errors() == {}
     assert attrs["agentrel.run.wasted_tokens"] == 30
     assert cap.counter("agentrel.tool.failures") == 1
     assert (
@@ -804,3 +808,104 @@ def test_example_runs_in_process() -> None:
     """runpy keeps the example importable and free of module-level side effects on import."""
     namespace = runpy.run_path(str(ROOT / "examples" / "pydantic_ai_agent.py"), run_name="example")
     assert callable(namespace["main"])
+
+
+# --- pydantic-ai's own instrumentation alongside -------------------------------------------------
+def _own_providers() -> tuple[Any, Any, Any, Any]:
+    """An application's own providers (pydantic-ai's tracing and metrics), apart from
+    agentrel's: (tracer provider, span exporter, meter provider, metric reader)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    return tp, exporter, MeterProvider(metric_readers=[reader]), reader
+
+
+def _token_usage(reader: Any) -> dict[str, tuple[int, float]]:
+    """pydantic-ai's ``gen_ai.client.token.usage``: (count, sum) by ``gen_ai.token.type``."""
+    out: dict[str, tuple[int, float]] = {}
+    for rm in reader.get_metrics_data().resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                if m.name == "gen_ai.client.token.usage":
+                    for p in m.data.data_points:
+                        kind = str(p.attributes["gen_ai.token.type"])
+                        n, total = out.get(kind, (0, 0.0))
+                        out[kind] = (n + p.count, total + p.sum)
+    return out
+
+
+@pytest.mark.parametrize("how", ["instrument", "capability"])
+def test_user_provided_instrumented_model(cap: testing.Capture, how: str) -> None:
+    """``Agent(model=InstrumentedModel(...))`` with agentrel on: one ``chat`` span per
+    request, and pydantic-ai's token usage counted once (30 input, 5 output), as without
+    agentrel."""
+    from pydantic_ai.models.instrumented import InstrumentedModel
+
+    tp, exporter, mp, reader = _own_providers()
+    model = InstrumentedModel(
+        scripted(text()), InstrumentationSettings(tracer_provider=tp, meter_provider=mp)
+    )
+    if how == "capability":
+        ap.uninstrument()
+        agent = Agent(model=model, name="support", capabilities=[ap.capability()])
+    else:
+        agent = Agent(model=model, name="support")
+    assert agent.run_sync("hi").output == "done"
+
+    names = sorted(s.name for s in exporter.get_finished_spans())
+    assert names == [CHAT, "invoke_agent support"]
+    assert _token_usage(reader) == {"input": (1, 30.0), "output": (1, 5.0)}
+    assert cap.spans() == []  # agentrel wrote on pydantic-ai's spans, opened none
+    (run_span,) = [s for s in exporter.get_finished_spans() if s.name == "invoke_agent support"]
+    assert run_span.attributes["agentrel.outcome"] == "success"
+    assert (
+        run_span.attributes["agentrel.run.attempts"],
+        run_span.attributes["agentrel.run.retry_depth"],
+    ) == (1, 0)
+    h = cap.histogram("agentrel.run.retry_depth", {"agentrel.outcome": "success"})
+    assert (h.count, h.sum) == (1, 0)
+    assert cap.counter("agentrel.tokens") == 35
+
+
+@pytest.mark.filterwarnings("ignore:Instrumentation format versions")  # deprecated upstream
+def test_instrumentation_version_2_spans_are_not_reparented(cap: testing.Capture) -> None:
+    """pydantic-ai's instrumentation version 2 (``agent run``, ``running tool``) in the
+    application's own provider: agentrel records onto those spans and opens none, so every
+    span the application's exporter receives has its parent there too."""
+    tp, exporter, mp, _ = _own_providers()
+    agent = Agent(scripted(tool_call(), tool_call(), text()), name="support")
+    agent.instrument = InstrumentationSettings(tracer_provider=tp, meter_provider=mp, version=2)
+    agent.tool_plain(flaky(1))
+    assert agent.run_sync("hi").output == "done"
+
+    spans = exporter.get_finished_spans()
+    assert sorted(s.name for s in spans) == sorted(
+        ["agent run", "running tool", "running tool", CHAT, CHAT, CHAT]
+    )
+    ids = {s.context.span_id for s in spans}
+    assert all(s.parent is None or s.parent.span_id in ids for s in spans)
+    assert cap.spans() == []  # nothing of agentrel's own in between
+    (run_span,) = [s for s in spans if s.name == "agent run"]
+    assert run_span.attributes["agentrel.outcome"] == "recovered"
+    assert run_span.attributes["agentrel.run.retry_depth"] == 1
+    assert run_span.attributes["agentrel.run.attempts"] == 5
+    tools = [s for s in spans if s.name == "running tool"]
+    assert [s.attributes["agentrel.outcome"] for s in tools] == ["failed", "success"]
+    h = cap.histogram("agentrel.run.retry_depth", {"agentrel.outcome": "recovered"})
+    assert (h.count, h.sum) == (1, 1)
+    calls = {
+        (a["gen_ai.tool.name"], a["agentrel.outcome"]): (p.count, p.sum)
+        for a, p in cap.points("agentrel.tool.attempts")
+    }
+    assert calls == {
+        ("lookup", "failed"): (1, 1),
+        ("lookup", "success"): (1, 1),
+        (CHAT, "success"): (3, 3),
+    }

@@ -1,7 +1,8 @@
 """Exact counts under concurrency: 32 threads and 1,000 asyncio tasks retrying at once.
 
-tenacity's own ``statistics`` are unreliable when a retrying object is shared (tenacity issues
-517 and 701); agentrel keeps its state per retry and per run, so its totals stay exact.
+tenacity's own ``statistics`` are unreliable when a retrying object is shared (tenacity keeps
+them on the shared object); agentrel keeps its state per retry and per run, so its totals stay
+exact.
 """
 
 from __future__ import annotations

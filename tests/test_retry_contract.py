@@ -9,11 +9,12 @@ wait the library computed) and the same run (outcome, retry depth, attempts), an
 caller the very exception the last attempt raised.
 
 Orders: ``tool_outside`` (``@agentrel.tool`` around the library's decorator: the retries are
-the tool call's attempts) for all three; ``tool_inside`` (the library's decorator around
-``@agentrel.tool``: the tool takes over the call the integration opened) for tenacity and
-stamina. backoff has no hook that could open a call around its loop, so inside its decorator
-each attempt is a call of its own (docs/integrations.md): its run figures still agree
-(``test_backoff_inside_agrees_on_the_run``).
+the tool call's attempts) for all; ``tool_inside`` (the library's decorator around
+``@agentrel.tool``: the tool takes over the call the integration opened) for tenacity, stamina
+and instrumented backoff (``backoff_instrumented``: ``agentrel.integrations.backoff.instrument()``
+wraps backoff's loops). backoff with only ``handlers()`` (``backoff``) has no hook that could
+open a call around its loop, so inside its decorator each attempt is a call of its own
+(docs/integrations.md): its run figures still agree (``test_backoff_inside_agrees_on_the_run``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import tenacity
 
 import agentrel
 from agentrel import testing
+from agentrel.integrations import backoff as agentrel_backoff
 from agentrel.integrations import stamina as agentrel_stamina
 from agentrel.integrations import tenacity as agentrel_tenacity
 from agentrel.integrations.backoff import handlers
@@ -61,13 +63,26 @@ def _stamina(fn: Any) -> Any:
 
 
 def _backoff(fn: Any) -> Any:
+    """backoff with agentrel's handlers passed by hand, not instrumented."""
+    agentrel_backoff.uninstrument()
+    try:
+        return backoff.on_exception(
+            backoff.constant,
+            RETRIED,
+            interval=WAIT,
+            jitter=None,
+            max_tries=MAX_ATTEMPTS,
+            **handlers(),
+        )(fn)
+    finally:
+        agentrel_backoff.instrument()
+
+
+def _backoff_instrumented(fn: Any) -> Any:
+    """backoff after ``instrument()``: no handlers passed."""
+    assert agentrel_backoff.is_instrumented()
     return backoff.on_exception(
-        backoff.constant,
-        RETRIED,
-        interval=WAIT,
-        jitter=None,
-        max_tries=MAX_ATTEMPTS,
-        **handlers(),
+        backoff.constant, RETRIED, interval=WAIT, jitter=None, max_tries=MAX_ATTEMPTS
     )(fn)
 
 
@@ -75,6 +90,7 @@ RETRY: dict[str, Callable[[Any], Any]] = {
     "tenacity": _tenacity,
     "stamina": _stamina,
     "backoff": _backoff,
+    "backoff_instrumented": _backoff_instrumented,
 }
 CASES = [
     ("tenacity", "tool_outside"),
@@ -82,6 +98,8 @@ CASES = [
     ("stamina", "tool_outside"),
     ("stamina", "tool_inside"),
     ("backoff", "tool_outside"),
+    ("backoff_instrumented", "tool_outside"),
+    ("backoff_instrumented", "tool_inside"),
 ]
 
 
@@ -89,7 +107,9 @@ CASES = [
 def _instrumented() -> Iterator[None]:
     agentrel_tenacity.instrument()
     agentrel_stamina.instrument()
+    agentrel_backoff.instrument()
     yield
+    agentrel_backoff.uninstrument()
     agentrel_stamina.uninstrument()
     agentrel_tenacity.uninstrument()
 
@@ -261,7 +281,7 @@ def test_backoff_inside_agrees_on_the_run(cap: testing.Capture, scenario: str) -
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-@pytest.mark.parametrize("library", ["tenacity", "stamina"])
+@pytest.mark.parametrize("library", ["tenacity", "stamina", "backoff_instrumented"])
 def test_both_orders_record_the_same_points(library: str, scenario: str, is_async: bool) -> None:
     """Not only the figures above: every point of every metric is the same whichever
     decorator is outside."""

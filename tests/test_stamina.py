@@ -224,3 +224,50 @@ def test_stamina_retry_inside_an_llm_turn_stays_the_tools() -> None:
         assert (tool.count, tool.sum) == (1, 3)
         llm = cap.histogram("agentrel.tool.attempts", {"gen_ai.tool.name": "chat m"})
         assert (llm.count, llm.sum) == (1, 1)
+
+
+def test_hook_factories_stay_deferred_until_the_first_retry(cap: testing.Capture) -> None:
+    """A RetryHookFactory set before instrument() is not called by instrument(): stamina
+    calls it on the first scheduled retry, and then both its hook and agentrel's fire."""
+    from stamina._config import CONFIG
+    from stamina.instrumentation import RetryHookFactory
+
+    agentrel_stamina.uninstrument()
+    made: list[str] = []
+    fired: list[int] = []
+
+    def factory() -> Any:
+        made.append("made")
+        return lambda details: fired.append(details.retry_num)
+
+    set_on_retry_hooks([RetryHookFactory(factory)])
+    agentrel_stamina.instrument()
+    assert made == []  # instrument() ran no factory
+    assert CONFIG._get_on_retry == CONFIG._init_on_first_retry  # still deferred
+
+    fn = _build("tool_outside", Script(TimeoutError(), ConnectionError()), False)
+    value, run = _call(fn, False)
+    assert value == "ok"
+    assert made == ["made"]  # once, at the first retry
+    assert fired == [1, 2]  # the application's hook, at each retry
+    assert (run.outcome, run.retry_depth, run.attempts) == ("recovered", 2, 3)  # agentrel's
+    h = cap.histogram(TOOL_ATTEMPTS, {"gen_ai.tool.name": "search"})
+    assert (h.count, h.sum) == (1, 3)
+    assert cap.histogram(DELAY, {"gen_ai.tool.name": "search"}).count == 2
+
+
+def test_default_hooks_stay_deferred_and_uninstrument_restores_them() -> None:
+    """With stamina's defaults (no hooks set), instrument() keeps them as factories, and
+    uninstrument() hands stamina back its own "defaults" setting (None)."""
+    from stamina._config import CONFIG
+
+    agentrel_stamina.uninstrument()
+    set_on_retry_hooks(None)
+    assert CONFIG._on_retry is None
+    agentrel_stamina.instrument()
+    hooks = CONFIG._on_retry
+    assert hooks[-1] is agentrel_stamina.on_retry
+    assert CONFIG._get_on_retry == CONFIG._init_on_first_retry  # nothing initialised
+    agentrel_stamina.uninstrument()
+    assert CONFIG._on_retry is None
+    agentrel_stamina.instrument()  # the fixture's teardown uninstruments

@@ -42,7 +42,7 @@ from ._spec import CallSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Names other modules import from here (``_tools_proxy``, ``instrumentation``).
+# Names other modules import from here (``_llm.tools``, ``instrumentation``).
 _check_callable, _first_line = check_callable, first_line
 
 #: Stack frames a call needs left to start and finish its telemetry: a call that starts

@@ -41,6 +41,7 @@ from . import _catalogue as cat
 from ._call import Call, enter, finish_call, start_call
 from ._current import CALL, RUN, current_run, quiet
 from ._guard import flags, logger, telemetry_error, warn_once
+from ._instrumentor import BaseInstrumentor, JoinedCall, join_call, join_or_start, qualified_name
 from ._llm import ADAPTERS, CREATE, RAW, STREAM, Adapter, Usage
 from ._marks import record_tokens, reject
 from ._run import Run, before_run_finish, enter_run, finish_run, leave_run, open_run
@@ -61,9 +62,11 @@ __all__ = [
     "RESULT_FLAGGED",
     "STREAM",
     "Adapter",
+    "BaseInstrumentor",
     "CallHandle",
     "CallScope",
     "CallSpec",
+    "JoinedCall",
     "Run",
     "RunHandle",
     "RunScope",
@@ -77,10 +80,13 @@ __all__ = [
     "fallback_spec",
     "flags",
     "is_recording",
+    "join_call",
+    "join_or_start",
     "leave",
     "llm_spec",
     "logger",
     "on_run_finish",
+    "qualified_name",
     "record_fallback",
     "record_retry_wait",
     "record_tokens",

@@ -14,13 +14,12 @@ providers are not touched), so it works whether or not the application configure
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _coldstart, _config, _cost, _guard, _llm
+from . import _coldstart, _config, _cost, _guard, _instrumentor, _llm
 from ._runtime import T
 
 __all__ = ["Capture", "HistogramData", "capture", "reset"]
@@ -143,7 +142,8 @@ def capture() -> Iterator[Capture]:
 def reset() -> None:
     """Reset agentrel's process-wide state: injected providers, cohort allowlist, content
     capture, the once-only log memory, the telemetry error counts, and work left to settle
-    later (LLM streams and retry loops abandoned before the reset are never recorded), the
+    later (LLM streams and retry loops abandoned before the reset are never recorded: every
+    integration instrumentor's ``_reset_for_tests()`` is called), the
     price configuration (back to the default) and which tools have had their first call.
     Global OpenTelemetry providers, once set, cannot be unset and stay as they are."""
     T.cohorts = frozenset()
@@ -156,6 +156,4 @@ def reset() -> None:
     _llm.forget_streams()
     _cost.reset()  # default prices
     _coldstart.forget()  # every tool's next call is a first call again
-    tenacity = sys.modules.get("agentrel.integrations.tenacity")
-    if tenacity is not None:
-        tenacity._abandoned.clear()
+    _instrumentor.reset_for_tests()  # each integration's own reset hook

@@ -21,7 +21,8 @@
     never by the spec).
   - the same name decorated 10,000 times is one entry everywhere, and only the first call of
     the first function is the tool's cold start.
-  - tenacity's integration keeps one call spec per retried ``module.qualname`` (no function).
+  - tenacity's integration keeps one call spec per retried ``module.qualname`` (no function;
+    the retry integrations' specs live in ``agentrel._instrumentor._specs``).
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ def _million_child(request: pytest.FixtureRequest) -> Iterator[subprocess.Popen[
 # --- helpers --------------------------------------------------------------------------------
 def _sizes() -> dict[str, int]:
     """Every per-name or per-spec structure agentrel keeps at module level."""
-    from agentrel.integrations import tenacity as agentrel_tenacity
+    from agentrel import _instrumentor
 
     return {
         "registry": len(_registry._tools),
@@ -188,7 +189,7 @@ def _sizes() -> dict[str, int]:
         "llm_flight._open_streams": len(_llm_flight._open_streams),
         "guard._warned": len(_guard._warned),
         "guard._logged": len(_guard._logged),
-        "tenacity._specs": len(agentrel_tenacity._specs),
+        "tenacity._specs": len(_instrumentor._specs),
     }
 
 
@@ -296,6 +297,7 @@ def test_tenacity_keeps_one_spec_per_retried_name(cap: testing.Capture) -> None:
     entry (its names come from the code at run time); every function is collected."""
     from tenacity import retry, stop_after_attempt, wait_fixed
 
+    from agentrel import _instrumentor
     from agentrel.integrations import tenacity as agentrel_tenacity
 
     agentrel_tenacity.instrument()
@@ -317,7 +319,7 @@ def test_tenacity_keeps_one_spec_per_retried_name(cap: testing.Capture) -> None:
         "record._run_attr_cache": 1,
         "callcounts._attrs": 1,
     }
-    assert f"tenacity:{__name__}.retried_9999" in agentrel_tenacity._specs
+    assert f"tenacity:{__name__}.retried_9999" in _instrumentor._specs
     assert len(cap.spans()) == N + N // 100
 
 

@@ -35,8 +35,16 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from .. import instrumentation as ai
+from ._langgraph_llm import _forget_run, _llm_calls, _make_handler, _responses
 
-__all__ = ["callback_handler", "instrument", "instrumented", "uninstrument"]
+__all__ = [
+    "LangGraphInstrumentor",
+    "callback_handler",
+    "instrument",
+    "instrumented",
+    "is_instrumented",
+    "uninstrument",
+]
 
 log = logging.getLogger("agentrel.integrations.langgraph")
 
@@ -55,10 +63,6 @@ _TOOL_CALL: contextvars.ContextVar[ai.CallHandle | None] = contextvars.ContextVa
     "agentrel_langgraph_tool", default=None
 )
 
-#: LLM calls in flight, by LangChain run id: (private context, scope, handle, run).
-_llm_calls: dict[Any, tuple[contextvars.Context, Any, ai.CallHandle, Any]] = {}
-#: finished model responses by (run, tool call id), wasted if that tool call fails.
-_responses: dict[tuple[Any, str], ai.CallHandle] = {}
 
 _MAX_SPECS = 512
 _tool_specs: dict[tuple[str, str | None], ai.CallSpec] = {}
@@ -427,138 +431,6 @@ async def _arun_with_retry(
         return await wrapped(*args, **kwargs)
 
 
-# --- model requests: LangChain callbacks ------------------------------------------------------
-def _model_of(metadata: Any, kwargs: dict[str, Any]) -> tuple[str, str | None]:
-    provider, model = None, None
-    if isinstance(metadata, dict):
-        provider = metadata.get("ls_provider")
-        model = metadata.get("ls_model_name")
-    params = kwargs.get("invocation_params")
-    if not model and isinstance(params, dict):
-        model = params.get("model") or params.get("model_name")
-    provider = provider if isinstance(provider, str) and provider else "langchain"
-    return provider, model if isinstance(model, str) and model else None
-
-
-def _llm_start(run_id: Any, metadata: Any, kwargs: dict[str, Any]) -> None:
-    if not ai.is_recording() or run_id in _llm_calls:
-        return
-    provider, model = _model_of(metadata, kwargs)
-    ctx = contextvars.copy_context()
-    scope = ai.call(ai.llm_spec(provider, model))
-    handle = ctx.run(scope.__enter__)
-    if handle.recording:
-        _llm_calls[run_id] = (ctx, scope, handle, ctx.run(ai.current_run))
-
-
-def _usage(response: Any) -> tuple[int, int, str | None, list[str]]:
-    """(input, output, response model, tool call ids) of an LLMResult."""
-    inp = out = 0
-    model: str | None = None
-    ids: list[str] = []
-    seen = False
-    for gens in getattr(response, "generations", None) or ():
-        for gen in gens:
-            msg = getattr(gen, "message", None)
-            if msg is None:
-                continue
-            usage = getattr(msg, "usage_metadata", None)
-            if usage:
-                seen = True
-                inp += int(usage.get("input_tokens") or 0)
-                out += int(usage.get("output_tokens") or 0)
-            meta = getattr(msg, "response_metadata", None) or {}
-            m = meta.get("model_name") or meta.get("model")
-            if isinstance(m, str) and m:
-                model = m
-            for tc in getattr(msg, "tool_calls", None) or ():
-                tcid = tc.get("id")
-                if isinstance(tcid, str):
-                    ids.append(tcid)
-    if not seen:
-        llm_output = getattr(response, "llm_output", None) or {}
-        usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
-        if isinstance(usage, dict):
-            inp = int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
-            out = int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)
-    return inp, out, model, ids
-
-
-def _llm_end(run_id: Any, response: Any, exc: BaseException | None) -> None:
-    entry = _llm_calls.pop(run_id, None)
-    if entry is None:
-        return
-    ctx, scope, handle, run = entry
-    ids: list[str] = []
-    try:
-        if response is not None:
-            inp, out, model, ids = _usage(response)
-            handle.add_tokens(input=inp, output=out)
-            handle.set_response_model(model)
-    except Exception as err:
-        ai.report_error("langgraph.llm", err)
-    ctx.run(scope.finish, exc)
-    if exc is None and run is not None:
-        for tcid in ids:
-            _responses[(run, tcid)] = handle
-
-
-def _forget_run(run: Any) -> None:
-    """Just before a run is classified: end LLM calls nobody ended, drop its responses."""
-    for key in list(_responses):
-        if key[0] is run:
-            _responses.pop(key, None)
-    for run_id, entry in list(_llm_calls.items()):
-        if entry[3] is run and _llm_calls.pop(run_id, None) is not None:
-            entry[0].run(entry[1].finish, None)
-
-
-def _make_handler() -> Any:
-    from langchain_core.callbacks import BaseCallbackHandler
-
-    class AgentrelCallbackHandler(BaseCallbackHandler):
-        """agentrel's LangChain callback handler: each model request is an LLM call."""
-
-        run_inline = True  # called in the caller's frame, in order, in async code too
-        raise_error = False
-        # Only model requests: LangChain skips this handler for every other event.
-        ignore_chain = True
-        ignore_agent = True
-        ignore_retriever = True
-        ignore_retry = True
-        ignore_custom_event = True
-
-        def on_chat_model_start(
-            self, serialized: Any, messages: Any, *, run_id: Any, metadata: Any = None, **kw: Any
-        ) -> None:
-            try:
-                _llm_start(run_id, metadata, kw)
-            except Exception as exc:
-                ai.report_error("langgraph.llm", exc)
-
-        def on_llm_start(
-            self, serialized: Any, prompts: Any, *, run_id: Any, metadata: Any = None, **kw: Any
-        ) -> None:
-            try:
-                _llm_start(run_id, metadata, kw)
-            except Exception as exc:
-                ai.report_error("langgraph.llm", exc)
-
-        def on_llm_end(self, response: Any, *, run_id: Any, **kw: Any) -> None:
-            try:
-                _llm_end(run_id, response, None)
-            except Exception as exc:
-                ai.report_error("langgraph.llm", exc)
-
-        def on_llm_error(self, error: BaseException, *, run_id: Any, **kw: Any) -> None:
-            try:
-                _llm_end(run_id, None, error)
-            except Exception as exc:
-                ai.report_error("langgraph.llm", exc)
-
-    return AgentrelCallbackHandler()
-
-
 def callback_handler() -> Any:
     """agentrel's LangChain callback handler (one per process). ``instrument()`` adds it to
     every callback manager; without ``instrument()`` pass it yourself:
@@ -583,54 +455,111 @@ _HOOK = _HookVar()
 
 
 # --- instrument / uninstrument -----------------------------------------------------------------
-def _wrap(owner: Any, name: str, wrapper: Any) -> None:
-    import wrapt
+#: (module, attribute path, wrapper) of every hook. LangGraph's node retry loop and
+#: langchain_core's handled-error helpers are private: a version that moved one is
+#: instrumented without it, with one warning naming what is missing.
+_TARGETS: tuple[tuple[str, str, Any], ...] = (
+    ("langgraph.pregel", "Pregel.invoke", _invoke),
+    ("langgraph.pregel", "Pregel.ainvoke", _ainvoke),
+    ("langgraph.pregel", "Pregel.stream", _stream),
+    ("langgraph.pregel", "Pregel.astream", _astream),
+    ("langchain_core.tools", "BaseTool.run", _tool_run),
+    ("langchain_core.tools", "BaseTool.arun", _tool_arun),
+    ("langchain_core.tools.base", "_handle_tool_error", _handled_error),
+    ("langchain_core.tools.base", "_handle_validation_error", _handled_error),
+    ("langgraph.pregel._runner", "run_with_retry", _run_with_retry),
+    ("langgraph.pregel._runner", "arun_with_retry", _arun_with_retry),
+)
 
-    original = owner.__dict__[name]
-    wrapt.wrap_function_wrapper(owner, name, wrapper)
-    _patches.append((owner, name, original))
+
+def _resolve(module: str, path: str) -> tuple[Any, str, Any] | None:
+    """(owner, attribute, original) of a hook target, or ``None`` when this version lacks it."""
+    import importlib
+
+    try:
+        owner: Any = importlib.import_module(module)
+        *parents, attr = path.split(".")
+        for p in parents:
+            owner = getattr(owner, p)
+        original = vars(owner).get(attr)
+    except (ImportError, AttributeError, TypeError):
+        return None
+    return (owner, attr, original) if callable(original) else None
 
 
-def instrument(*, llm: bool = True) -> None:
-    """Count LangGraph runs, tool calls, node retries and (``llm=True``) model requests.
+def _register_hook() -> bool:
+    """Add agentrel's handler to every new callback manager (once per process: langchain_core
+    cannot remove a configure hook; it adds nothing while not instrumented)."""
+    global _hook_registered
+    if _hook_registered:
+        return True
+    try:
+        from langchain_core.tracers.context import register_configure_hook
+    except ImportError:
+        return False
+    register_configure_hook(_HOOK, inheritable=True)  # type: ignore[arg-type]
+    _hook_registered = True
+    return True
 
-    Idempotent: a second call logs and returns. ``llm=False`` leaves model requests to an
-    instrumented provider client (``agentrel.instrument(client)``) instead.
-    """
-    global _installed, _llm_on, _remove_hook, _hook_registered
-    import langchain_core.tools.base as tools_base
-    from langchain_core.tools import BaseTool
-    from langchain_core.tracers.context import register_configure_hook
-    from langgraph.pregel import Pregel, _runner
 
-    callback_handler()
-    with _lock:
-        if _installed:
-            log.info("agentrel: LangGraph already instrumented")
-            return
-        try:
-            _wrap(Pregel, "invoke", _invoke)
-            _wrap(Pregel, "ainvoke", _ainvoke)
-            _wrap(Pregel, "stream", _stream)
-            _wrap(Pregel, "astream", _astream)
-            _wrap(BaseTool, "run", _tool_run)
-            _wrap(BaseTool, "arun", _tool_arun)
-            for helper in ("_handle_tool_error", "_handle_validation_error"):
-                if helper in vars(tools_base):
-                    _wrap(tools_base, helper, _handled_error)
-            _wrap(_runner, "run_with_retry", _run_with_retry)
-            _wrap(_runner, "arun_with_retry", _arun_with_retry)
-        except Exception:
+class LangGraphInstrumentor(ai.BaseInstrumentor):
+    """agentrel's LangGraph instrumentor (``LangGraphInstrumentor().instrument(llm=True)`` is
+    ``instrument()``)."""
+
+    name = "LangGraph"
+    extra = "langgraph"
+    requires = (("langgraph", "langgraph"), ("langchain_core", "langchain-core"))
+    options = frozenset({"llm"})
+
+    def _instrument(self, **kwargs: Any) -> None:
+        global _installed, _llm_on, _remove_hook
+        import wrapt
+
+        llm = bool(kwargs.get("llm", True))
+        callback_handler()
+        missing: list[str] = []
+        resolved = []
+        for module, path, wrapper in _TARGETS:
+            found = _resolve(module, path)
+            if found is None:
+                missing.append(f"{module}.{path}")
+            else:
+                resolved.append((*found, wrapper))
+        if llm and not _register_hook():
+            missing.append("langchain_core.tracers.context.register_configure_hook")
+        if missing:
+            ai.warn_once(
+                "langgraph:missing",
+                "agentrel: this LangGraph/LangChain version is not fully supported (%s not "
+                "found): the rest is instrumented, those hooks are not",
+                ", ".join(missing),
+            )
+        with _lock:
+            try:
+                for owner, attr, original, wrapper in resolved:
+                    setattr(owner, attr, wrapt.FunctionWrapper(original, wrapper))
+                    _patches.append((owner, attr, original))
+            except Exception:
+                _unpatch()
+                raise
+            _remove_hook = ai.on_run_finish(_forget_run)
+            _llm_on = llm
+            _installed = True
+
+    def _uninstrument(self) -> None:
+        global _installed, _llm_on, _remove_hook
+        with _lock:
             _unpatch()
-            raise
-        if not _hook_registered:
-            # langchain_core has no way to remove a configure hook: it stays registered and
-            # adds nothing while agentrel is not instrumented (``_HookVar.get`` is None).
-            register_configure_hook(_HOOK, inheritable=True)  # type: ignore[arg-type]
-            _hook_registered = True
-        _remove_hook = ai.on_run_finish(_forget_run)
-        _llm_on = llm
-        _installed = True
+            if _remove_hook is not None:
+                _remove_hook()
+                _remove_hook = None
+            _llm_calls.clear()
+            _responses.clear()
+            _installed = _llm_on = False
+
+    def _reset_for_tests(self) -> None:
+        _llm_calls.clear()
+        _responses.clear()
 
 
 def _unpatch() -> None:
@@ -639,21 +568,28 @@ def _unpatch() -> None:
         setattr(owner, name, original)
 
 
+_INSTRUMENTOR = LangGraphInstrumentor()
+
+
+def instrument(*, llm: bool = True) -> None:
+    """Count LangGraph runs, tool calls, node retries and (``llm=True``) model requests.
+
+    Idempotent: a second call warns once and returns (``uninstrument()`` first to change
+    ``llm``). ``llm=False`` leaves model requests to an instrumented provider client
+    (``agentrel.instrument(client)``) instead. A LangGraph or LangChain version without one
+    of the private functions hooked is instrumented without it, with one warning.
+    """
+    _INSTRUMENTOR.instrument(llm=llm)
+
+
 def uninstrument() -> None:
     """Remove every wrapper; the callback handler is no longer added to new managers."""
-    global _installed, _llm_on, _remove_hook
-    with _lock:
-        if not _installed:
-            return
-        _unpatch()
-        if _remove_hook is not None:
-            _remove_hook()
-            _remove_hook = None
-        _llm_calls.clear()
-        _responses.clear()
-        _installed = _llm_on = False
+    _INSTRUMENTOR.uninstrument()
 
 
 def instrumented() -> bool:
     """Whether ``instrument()`` is in effect."""
-    return _installed
+    return _INSTRUMENTOR.is_instrumented()
+
+
+is_instrumented = instrumented

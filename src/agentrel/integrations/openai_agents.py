@@ -31,7 +31,14 @@ from typing import Any
 
 from .. import instrumentation as ai
 
-__all__ = ["LIBRARY", "instrument", "instrumented", "uninstrument"]
+__all__ = [
+    "LIBRARY",
+    "OpenAIAgentsInstrumentor",
+    "instrument",
+    "instrumented",
+    "is_instrumented",
+    "uninstrument",
+]
 
 LIBRARY = "openai_agents"
 _log = logging.getLogger("agentrel")
@@ -449,8 +456,10 @@ async def _execute_handoffs(wrapped: Any, instance: Any, args: Any, kwargs: Any)
 
 
 # --- set-up -----------------------------------------------------------------------------------
-#: (module, attribute path, wrapper, required). Optional ones are skipped when a future SDK
-#: moves them (logged once at instrument()).
+#: (module, attribute path, wrapper, required). These are the SDK's private execution
+#: functions: a version that moved one is instrumented without it, with one warning naming
+#: what is missing (``required``: without it a part of what is counted is missing; the others
+#: are alternatives or refinements, skipped quietly).
 _TARGETS: tuple[tuple[str, str, Callable[..., Any], bool], ...] = (
     ("agents.run", "AgentRunner.run", _runner_run, True),
     ("agents.run", "start_streaming", _start_streaming, True),
@@ -475,45 +484,79 @@ _TARGETS: tuple[tuple[str, str, Callable[..., Any], bool], ...] = (
 )
 
 
-def instrumented() -> bool:
-    """Whether ``instrument()`` is in effect."""
-    return bool(_PATCHES)
-
-
-def instrument() -> None:
-    """Hook the OpenAI Agents SDK (idempotent: a second call logs and returns). Requires
-    ``openai-agents`` >= 0.24 (``pip install 'agentrel[openai-agents]'``)."""
-    if _PATCHES:
-        _log.info("agentrel: the OpenAI Agents SDK is already instrumented")
-        return
-    import wrapt
-
-    importlib.import_module("agents")
-    resolved: list[tuple[Any, str, Any, Callable[..., Any]]] = []
-    for module_name, path, wrapper, required in _TARGETS:
+def _resolve(module_name: str, path: str) -> tuple[Any, str, Any] | None:
+    """(owner, attribute, original) of a hook target, or ``None`` when this SDK lacks it."""
+    try:
         owner: Any = importlib.import_module(module_name)
         *parents, attr = path.split(".")
         for p in parents:
             owner = getattr(owner, p)
-        original = (
-            owner.__dict__.get(attr) if isinstance(owner, type) else getattr(owner, attr, None)
-        )
-        if original is None:
-            if required:
-                raise RuntimeError(
-                    f"agentrel: {module_name}.{path} not found: this openai-agents version is "
-                    "not supported (>= 0.24 is)"
-                )
-            _log.warning("agentrel: %s.%s not found: not instrumented", module_name, path)
-            continue
-        resolved.append((owner, attr, original, wrapper))
-    for owner, attr, original, wrapper in resolved:
-        setattr(owner, attr, wrapt.FunctionWrapper(original, wrapper))
-        _PATCHES.append((owner, attr, original))
+    except (ImportError, AttributeError):
+        return None
+    original = owner.__dict__.get(attr) if isinstance(owner, type) else getattr(owner, attr, None)
+    return (owner, attr, original) if callable(original) else None
+
+
+class OpenAIAgentsInstrumentor(ai.BaseInstrumentor):
+    """agentrel's OpenAI Agents SDK instrumentor (``OpenAIAgentsInstrumentor().instrument()``
+    is ``instrument()``)."""
+
+    name = "OpenAI Agents SDK"
+    extra = "openai-agents"
+    requires = (("agents", "openai-agents"),)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        import wrapt
+
+        resolved: list[tuple[Any, str, Any, Callable[..., Any]]] = []
+        missing: list[str] = []
+        for module_name, path, wrapper, required in _TARGETS:
+            found = _resolve(module_name, path)
+            if found is None:
+                if required:
+                    missing.append(f"{module_name}.{path}")
+                continue
+            resolved.append((*found, wrapper))
+        if missing:
+            ai.warn_once(
+                "openai_agents:missing",
+                "agentrel: this openai-agents version is not fully supported (%s not found; "
+                ">= 0.24 is): the rest is instrumented, those hooks are not",
+                ", ".join(missing),
+            )
+        try:
+            for owner, attr, original, wrapper in resolved:
+                setattr(owner, attr, wrapt.FunctionWrapper(original, wrapper))
+                _PATCHES.append((owner, attr, original))
+        except Exception:
+            self._uninstrument()
+            raise
+
+    def _uninstrument(self) -> None:
+        while _PATCHES:
+            owner, attr, original = _PATCHES.pop()
+            setattr(owner, attr, original)
+
+
+_INSTRUMENTOR = OpenAIAgentsInstrumentor()
+
+
+def instrumented() -> bool:
+    """Whether ``instrument()`` is in effect."""
+    return _INSTRUMENTOR.is_instrumented()
+
+
+is_instrumented = instrumented
+
+
+def instrument() -> None:
+    """Hook the OpenAI Agents SDK (idempotent: a second call warns once and returns).
+    Requires ``openai-agents`` >= 0.24 (``pip install 'agentrel[openai-agents]'``; without it,
+    an ``ImportError`` says so); a version without one of the private functions hooked is
+    instrumented without it, with one warning."""
+    _INSTRUMENTOR.instrument()
 
 
 def uninstrument() -> None:
     """Remove every hook ``instrument()`` set (the SDK's functions are its own again)."""
-    while _PATCHES:
-        owner, attr, original = _PATCHES.pop()
-        setattr(owner, attr, original)
+    _INSTRUMENTOR.uninstrument()

@@ -10,7 +10,7 @@ the ``capabilities=`` argument of ``Agent.iter`` (which ``run``, ``run_sync`` an
 ``Agent(..., capabilities=[agentrel_pydantic_ai.capability()])``; it has the fixed id
 ``"agentrel"``, so both at once are one capability.
 
-What is counted (DESIGN §2):
+What is counted (docs/integrations.md has the full table):
 
 * a run (``wrap_run``) is an agentrel run named after the agent (``agent.name``, else
   ``"agent"``); an enclosing ``agentrel.run`` is joined;
@@ -27,38 +27,53 @@ What is counted (DESIGN §2):
   or an output validator's ``ModelRetry``), that is a rejection: one failure
   (``error.type="rejected"``) and its tokens wasted.
 
-With pydantic-ai's own tracing on (``instrument=True``, ``Agent.instrument_all()``), agentrel
-writes onto pydantic-ai's ``invoke_agent``, ``chat`` and ``execute_tool`` spans instead of
+A tool execution still running when the run ends (the run was cancelled; pydantic-ai
+cancels the tool task only after the run) is settled just before the run is classified: one
+failed attempt ``CancelledError``, the run's failure.
+
+With pydantic-ai's own tracing on (``instrument=True``, ``Agent.instrument_all()``, a user's
+``InstrumentedModel``), agentrel writes onto pydantic-ai's ``invoke_agent``, ``chat`` and
+``execute_tool`` spans (instrumentation version 2: ``agent run``, ``running tool``) instead of
 opening spans of the same name under them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from contextvars import ContextVar
 from typing import Any
 
 from agentrel import instrumentation as ai
 
-__all__ = ["capability", "instrument", "instrumented", "uninstrument"]
+__all__ = [
+    "PydanticAIInstrumentor",
+    "capability",
+    "instrument",
+    "instrumented",
+    "is_instrumented",
+    "uninstrument",
+]
 
 _LIBRARY = "pydantic_ai"  # agentrel.integration on the calls it makes (the module's name)
 _SCOPE = "pydantic-ai"  # the instrumentation scope of pydantic-ai's own spans
 _lock = threading.Lock()
-_original_iter: Any = None
 _cls: Any = None
 _tool_specs: dict[tuple[str, str | None], ai.CallSpec] = {}
 _TOOL_SPECS_MAX = 1024
 
 
 class _Tool:
-    """The tool execution in progress (for ``on_tool_execute_error``)."""
+    """The tool execution in progress (for ``on_tool_execute_error``, and for the run's end
+    when the run is cancelled while the tool executes)."""
 
-    __slots__ = ("error", "handle")
+    __slots__ = ("error", "handle", "scope", "settled")
 
-    def __init__(self, handle: ai.CallHandle) -> None:
+    def __init__(self, scope: ai.CallScope, handle: ai.CallHandle) -> None:
+        self.scope = scope
         self.handle = handle
         self.error: BaseException | None = None
+        self.settled = False  # ended by the run's end (it was cut off), not by the tool
 
 
 _TOOL: ContextVar[_Tool | None] = ContextVar("agentrel.pydantic_ai.tool", default=None)
@@ -67,20 +82,59 @@ _TOOL: ContextVar[_Tool | None] = ContextVar("agentrel.pydantic_ai.tool", defaul
 class _RunState:
     """Per-run state of the capability (model requests of one run are sequential)."""
 
-    __slots__ = ("last_llm", "rejected", "wasted")
+    __slots__ = ("last_llm", "rejected", "run", "tools", "wasted")
 
-    def __init__(self) -> None:
+    def __init__(self, run: Any = None) -> None:
+        self.run = run  # the agentrel run wrap_run opened, if it opened one
         self.last_llm: ai.CallHandle | None = None
         self.wasted = False  # last_llm's tokens already moved to wasted
         self.rejected = False  # last_llm already counted as rejected
+        self.tools: set[_Tool] = set()  # tool executions in progress
 
 
-def _framework_span(name: str) -> Any:
+#: The state of the run in progress, set by ``wrap_run``. Not kept on the capability: one
+#: capability serves every run of an agent, and a ``for_run`` handing pydantic-ai a copy per
+#: run makes it treat the model as changed (a user's ``InstrumentedModel`` is then used
+#: wrapped, under pydantic-ai's own instrumentation: two ``chat`` spans, tokens counted twice).
+_RUN: ContextVar[_RunState | None] = ContextVar("agentrel.pydantic_ai.run", default=None)
+
+
+def _run_state() -> _RunState:
+    st = _RUN.get()
+    return st if st is not None else _RunState()  # a hook outside a run: state of its own
+
+
+#: The state of each run wrap_run opened, by ``id`` of the agentrel run, until it ends.
+_RUNS: dict[int, _RunState] = {}
+
+
+def _settle_run(run: Any) -> None:
+    """Just before the run is classified (``ai.on_run_finish``): a tool still executing was
+    cut off by the run's end (the run was cancelled, and pydantic-ai cancels its tool tasks
+    only after the run has ended): it is one failed attempt of the run, ``CancelledError``,
+    as LangGraph's and the Agents SDK's are."""
+    st = _RUNS.pop(id(run), None)
+    if st is None or st.run is not run:
+        return
+    for tool in list(st.tools):
+        tool.settled = True
+        # Ended here, in the run's context; the tool's own frame leaves the call's context
+        # when the cancellation reaches it.
+        tool.handle.finish(asyncio.CancelledError())
+    st.tools.clear()
+
+
+#: The names pydantic-ai's instrumentation version 2 gives its run and tool spans (version 3
+#: and later: ``invoke_agent {agent}`` / ``execute_tool {tool}``, as agentrel's own).
+_V2_RUN, _V2_TOOL = "agent run", "running tool"
+
+
+def _framework_span(*names: str) -> Any:
     """pydantic-ai's own recording span for this operation, when it is the current span."""
     from opentelemetry import trace
 
     span = trace.get_current_span()
-    if not span.is_recording() or getattr(span, "name", None) != name:
+    if not span.is_recording() or getattr(span, "name", None) not in names:
         return None
     scope = getattr(span, "instrumentation_scope", None)
     if getattr(scope, "name", None) != _SCOPE:
@@ -98,8 +152,8 @@ def _tool_spec(name: str, description: str | None) -> ai.CallSpec:
     return spec
 
 
-def _open_call(spec: ai.CallSpec, span_name: str) -> tuple[ai.CallScope, ai.CallHandle]:
-    span = _framework_span(span_name)
+def _open_call(spec: ai.CallSpec, *span_names: str) -> tuple[ai.CallScope, ai.CallHandle]:
+    span = _framework_span(*span_names)
     scope = (
         ai.call_on_span(spec, span, adoptable=spec.kind == "tool")
         if span is not None
@@ -154,7 +208,7 @@ def _failed_attempts(handle: ai.CallHandle, attempts: Any, *, last_failed: bool)
 
 def _build() -> Any:
     """The capability class (built on first use: pydantic-ai is imported lazily)."""
-    from dataclasses import dataclass, field, replace
+    from dataclasses import dataclass, field
 
     from pydantic import ValidationError
     from pydantic_ai.capabilities import AbstractCapability
@@ -177,31 +231,39 @@ def _build() -> Any:
         """agentrel's pydantic-ai capability: runs, tool calls, model requests, rejections."""
 
         id: str | None = field(default="agentrel", kw_only=True)
-        _state: _RunState = field(default_factory=_RunState, init=False, repr=False)
 
         @classmethod
         def get_serialization_name(cls) -> str | None:
             return None  # not built from agent specs
-
-        async def for_run(self, ctx: Any) -> AgentrelCapability:
-            return replace(self)  # fresh per-run state
 
         # -- runs --------------------------------------------------------------------------
         async def wrap_run(self, ctx: Any, *, handler: Any) -> Any:
             try:
                 agent = ctx.agent
                 name = (getattr(agent, "name", None) if agent is not None else None) or "agent"
-                span = _framework_span(f"invoke_agent {name}")
+                span = _framework_span(f"invoke_agent {name}", _V2_RUN)
                 scope = ai.run_scope_on_span(name, span) if span is not None else ai.run_scope(name)
             except Exception as exc:
                 ai.report_error("pydantic_ai.run", exc)
                 return await handler()
-            with scope:
-                return await handler()
+            st = _RunState()
+            try:
+                with scope as opened:
+                    if opened.opened and opened.run is not None:
+                        st.run = opened.run
+                        _RUNS[id(st.run)] = st  # until the run's end settles it
+                    token = _RUN.set(st)
+                    try:
+                        return await handler()
+                    finally:
+                        _RUN.reset(token)
+            finally:
+                if st.run is not None and _RUNS.get(id(st.run)) is st:
+                    del _RUNS[id(st.run)]
 
         # -- model requests ----------------------------------------------------------------
         async def wrap_model_request(self, ctx: Any, *, request_context: Any, handler: Any) -> Any:
-            st = self._state
+            st = _run_state()
             try:
                 model = request_context.model
                 model_name = model.model_name
@@ -232,13 +294,13 @@ def _build() -> Any:
             return response
 
         def _waste_last(self) -> None:
-            st = self._state
+            st = _run_state()
             if st.last_llm is not None and not st.wasted:
                 st.wasted = True
                 st.last_llm.waste()
 
         def _reject_last(self, ctx: Any, exc: BaseException) -> None:
-            st = self._state
+            st = _run_state()
             if getattr(ctx, "partial_output", False) or not isinstance(exc, rejections):
                 return
             if st.last_llm is not None and not st.rejected:
@@ -252,16 +314,22 @@ def _build() -> Any:
             try:
                 name = call.tool_name
                 spec = _tool_spec(name, tool_def.description)
-                scope, handle = _open_call(spec, f"execute_tool {name}")
+                scope, handle = _open_call(spec, f"execute_tool {name}", _V2_TOOL)
             except Exception as exc:
                 ai.report_error("pydantic_ai.tool", exc)
                 return await handler(args)
-            state = _Tool(handle)
+            state = _Tool(scope, handle)
+            st = _run_state()
+            st.tools.add(state)
             token = _TOOL.set(state)
             try:
                 result = await handler(args)
             except BaseException as exc:
                 _TOOL.reset(token)
+                st.tools.discard(state)
+                if state.settled:  # cut off: the run's end already counted it
+                    scope.finish(exc)
+                    raise
                 if isinstance(exc, not_failures):
                     scope.finish()
                 else:
@@ -270,6 +338,10 @@ def _build() -> Any:
                     self._waste_last()
                 raise
             _TOOL.reset(token)
+            st.tools.discard(state)
+            if state.settled:
+                scope.finish()
+                return result
             if state.error is not None:  # recovered into a result for the model
                 handle.attempt_failed(state.error)
                 scope.finish(state.error)
@@ -322,6 +394,7 @@ def _build() -> Any:
                 self._reject_last(ctx, exc)
                 raise
 
+    ai.on_run_finish(_settle_run)
     return AgentrelCapability
 
 
@@ -358,41 +431,48 @@ def _iter_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     return wrapped(*args, **kwargs)
 
 
+class PydanticAIInstrumentor(ai.BaseInstrumentor):
+    """agentrel's pydantic-ai instrumentor (``PydanticAIInstrumentor().instrument()`` is
+    ``instrument()``)."""
+
+    name = "pydantic-ai"
+    extra = "pydantic-ai"
+    requires = (("pydantic_ai", "pydantic-ai-slim"),)
+
+    _original_iter: Any = None
+
+    def _instrument(self, **kwargs: Any) -> None:
+        import wrapt
+        from pydantic_ai import Agent
+
+        _capability_class()
+        self._original_iter = Agent.__dict__["iter"]
+        Agent.iter = wrapt.FunctionWrapper(self._original_iter, _iter_wrapper)  # type: ignore[method-assign]
+
+    def _uninstrument(self) -> None:
+        from pydantic_ai import Agent
+
+        Agent.iter = self._original_iter  # type: ignore[method-assign]
+        self._original_iter = None
+
+
+_INSTRUMENTOR = PydanticAIInstrumentor()
+
+
 def instrument() -> None:
-    """Count every pydantic-ai agent run (idempotent; imports pydantic-ai)."""
-    global _original_iter
-    import wrapt
-    from pydantic_ai import Agent
-
-    with _lock:
-        if _original_iter is not None:
-            import logging
-
-            logging.getLogger("agentrel").debug("agentrel: pydantic-ai already instrumented")
-            return
-        _capability_class_unlocked()
-        _original_iter = Agent.__dict__["iter"]
-        Agent.iter = wrapt.FunctionWrapper(_original_iter, _iter_wrapper)  # type: ignore[method-assign]
-
-
-def _capability_class_unlocked() -> None:
-    global _cls
-    if _cls is None:
-        _cls = _build()
+    """Count every pydantic-ai agent run (idempotent: a second call warns once; imports
+    pydantic-ai, ``ImportError`` naming the extra when it is missing)."""
+    _INSTRUMENTOR.instrument()
 
 
 def uninstrument() -> None:
     """Restore ``Agent.iter`` exactly (runs already started keep their capability)."""
-    global _original_iter
-    with _lock:
-        if _original_iter is None:
-            return
-        from pydantic_ai import Agent
-
-        Agent.iter = _original_iter  # type: ignore[method-assign]
-        _original_iter = None
+    _INSTRUMENTOR.uninstrument()
 
 
 def instrumented() -> bool:
     """Whether ``instrument()`` is in effect."""
-    return _original_iter is not None
+    return _INSTRUMENTOR.is_instrumented()
+
+
+is_instrumented = instrumented

@@ -34,9 +34,15 @@ from typing import Any
 import wrapt
 
 from .. import instrumentation as ai
-from ..instrumentation import CallHandle, CallSpec, error_type
+from ..instrumentation import CallHandle, error_type
 
-__all__ = ["instrument", "instrumented", "uninstrument"]
+__all__ = [
+    "TenacityInstrumentor",
+    "instrument",
+    "instrumented",
+    "is_instrumented",
+    "uninstrument",
+]
 
 _ATTR = "_agentrel_tracker"  # our per-retry state, kept on tenacity's RetryCallState
 _SAVED = "_agentrel_saved"  # the saved context of an iterated attempt, on its AttemptManager
@@ -50,81 +56,44 @@ IN_ITER: ContextVar[_Tracker | None] = ContextVar("agentrel.tenacity.in_iter", d
 _lock = threading.Lock()
 _users: set[str] = set()  # "tenacity" (all retries) and/or "stamina" (stamina's only)
 _patched: list[tuple[type, str, Any]] = []  # (class, attribute, original)
-_specs: dict[str, CallSpec] = {}
 _unhook: Any = None  # removes the run-finish hook
 
 
-# --- naming -------------------------------------------------------------------------------------
-def qualified_name(fn: Any) -> str:
-    """``module.qualname`` of a callable (its class's for other callables)."""
-    target = getattr(fn, "func", fn)  # functools.partial
-    qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
-    if not isinstance(qualname, str):
-        qualname = type(target).__qualname__
-    module = getattr(target, "__module__", None)
-    return f"{module}.{qualname}" if isinstance(module, str) and module else qualname
-
-
-def spec_for(name: str, library: str) -> CallSpec:
-    """The call spec of a retried call site (cached: names come from code, not data)."""
-    key = library + ":" + name
-    spec = _specs.get(key)
-    if spec is None:
-        spec = _specs.setdefault(
-            key,
-            ai.tool_spec(name, register=False, attributes={"agentrel.retry.library": library}),
-        )
-    return spec
-
+# --- naming ---------------------------------------------------------------------------------------
+#: Re-exported: other integrations and users imported it from here.
+qualified_name = ai.qualified_name
 
 _SKIP_MODULES = ("tenacity", "stamina", "wrapt", "agentrel.integrations", "contextlib")
 
 
-def _loop_owner() -> Any:
-    """The code object of the function running a ``for attempt in Retrying()`` loop (the
-    first frame outside tenacity, stamina and agentrel), or ``None``."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        module = frame.f_globals.get("__name__") or "?"
-        if not module.startswith(_SKIP_MODULES):
-            return frame.f_code
-        frame = frame.f_back  # type: ignore[assignment]
-    return None
-
-
-def _loop_owner_name() -> str:
-    """``module.qualname`` of the function running a ``for attempt in Retrying()`` loop."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        module = frame.f_globals.get("__name__") or "?"
-        if not module.startswith(_SKIP_MODULES):
-            code = frame.f_code
-            return f"{module}.{getattr(code, 'co_qualname', code.co_name)}"
-        frame = frame.f_back  # type: ignore[assignment]
-    return "<unknown>"
-
-
-def _runs_loop(target: Any, stamina: Any) -> bool:
-    """Whether the iterated retry loop runs in ``target`` (or a function it wraps): for a
-    stamina retry, the innermost stamina frame is the wrapper stamina made around it."""
+def _loop_owner(stamina: Any) -> Any:
+    """The frame of the function that runs an iterated retry loop, or ``None``: for a
+    stamina retry, the outermost frame of the innermost run of stamina frames (the wrapper
+    stamina made around the retried function); else the first frame outside tenacity,
+    stamina and agentrel (the function running ``for attempt in Retrying()``)."""
+    frame: Any = sys._getframe(1)
     if stamina is not None:
-        frame: Any = sys._getframe(1)
         owner = None
         while frame is not None:
             if (frame.f_globals.get("__name__") or "").startswith("stamina"):
-                owner = frame.f_code
+                owner = frame
             elif owner is not None:
                 break
             frame = frame.f_back
-    else:
-        owner = _loop_owner()
-    for _ in range(8):
-        if target is None or owner is None:
-            return False
-        if getattr(target, "__code__", None) is owner:
-            return True
-        target = getattr(target, "__wrapped__", None)
-    return False
+        return owner
+    while frame is not None:
+        module = frame.f_globals.get("__name__") or "?"
+        if not module.startswith(_SKIP_MODULES):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _frame_name(frame: Any) -> str:
+    if frame is None:
+        return "<unknown>"
+    code = frame.f_code
+    return f"{frame.f_globals.get('__name__') or '?'}.{getattr(code, 'co_qualname', code.co_name)}"
 
 
 def _stamina_context(retrying: Any) -> Any:
@@ -135,9 +104,9 @@ def _stamina_context(retrying: Any) -> Any:
     return None
 
 
-def _iter_name(retrying: Any, stamina: Any) -> str:
+def _iter_name(retrying: Any, stamina: Any) -> str | None:
     """The name of an iterated retry: stamina's name for the function it retries, the
-    ``name=`` given to tenacity, else the function running the loop."""
+    ``name=`` given to tenacity, else ``None`` (the function running the loop)."""
     if stamina is not None:
         name = getattr(stamina, "_name", None)
         if isinstance(name, str) and not name.startswith("<"):
@@ -145,7 +114,7 @@ def _iter_name(retrying: Any, stamina: Any) -> str:
     name = getattr(retrying, "_name", None)
     if isinstance(name, str) and name:
         return name
-    return _loop_owner_name()
+    return None
 
 
 # --- the per-retry tracker ------------------------------------------------------------------------
@@ -248,45 +217,6 @@ def _exception_only(strategy: Any) -> bool:
     return type(strategy).__module__.startswith("stamina")
 
 
-def _wraps(target: Any, fn: Any) -> bool:
-    """Whether ``target`` is ``fn`` or wraps it (through ``__wrapped__``, a few levels)."""
-    for _ in range(8):
-        if target is None:
-            return False
-        if target is fn:
-            return True
-        target = getattr(target, "__wrapped__", None)
-    return False
-
-
-def _encloses(parent: CallHandle, fn: Any, stamina: Any) -> bool:
-    """Whether the retry belongs to ``parent`` (its attempts become the parent's), rather than
-    being a retried function the parent's code happens to call.
-
-    * ``@retry`` / ``Retrying()(fn)``: only when the parent is the tool that directly wraps
-      the retried function (``@agentrel.tool`` outside ``@retry``).
-    * iterated retries (``for attempt in Retrying():``, stamina): only when the loop runs in
-      the function the parent's tool wraps (its body, or stamina's wrapper around it).
-    """
-    if parent.adoptable or parent.composite:
-        return False
-    target = parent.target
-    if fn is not None:
-        return _wraps(target, fn)
-    if target is None:  # a call opened by an integration or an instrumented client
-        return True
-    return _runs_loop(target, stamina)
-
-
-def _open(name: Any, library: str, mode: int, fn: Any = None, stamina: Any = None) -> _Tracker:
-    """Attach to the current call when the retry belongs to it, else open an adoptable call
-    named ``name()`` (nested in the current call, if any)."""
-    parent = ai.current_call(guarded=False)
-    if parent is not None and _encloses(parent, fn, stamina):
-        return _Tracker(parent, False, mode)
-    return _Tracker(ai.start(spec_for(name(), library), adoptable=True, guarded=False), True, mode)
-
-
 def _wanted(retrying: Any) -> tuple[bool, Any]:
     stamina = _stamina_context(retrying)
     return ("tenacity" in _users or (stamina is not None and "stamina" in _users)), stamina
@@ -308,7 +238,14 @@ def _bind(rs: Any, retrying: Any) -> _Tracker | None:
         return None
     try:
         library = "tenacity" if stamina is None else "stamina"
-        tracker = _open(lambda: _iter_name(retrying, stamina), library, _ITER_MODE, stamina=stamina)
+        owner = _loop_owner(stamina)
+        handle, owned = ai.join_or_start(
+            library=library,
+            name=_iter_name(retrying, stamina) or _frame_name(_loop_owner(None)),
+            code=owner.f_code if owner is not None else None,
+            guarded=False,
+        )
+        tracker = _Tracker(handle, owned, _ITER_MODE)
         if tracker.owned:
             tracker.eager = _exception_only(getattr(retrying, "retry", None))
             if not tracker.eager:
@@ -385,7 +322,8 @@ def _begin_call(instance: Any, args: Any, kwargs: Any) -> tuple[_Tracker, Any, A
         return None
     try:
         fn = args[0] if args else kwargs.get("fn")
-        tracker = _open(lambda: qualified_name(fn), "tenacity", _CALL_MODE, fn=fn)
+        handle, owned = ai.join_or_start(fn, library="tenacity", guarded=False)
+        tracker = _Tracker(handle, owned, _CALL_MODE)
         saved = tracker.call.enter() if tracker.owned else None
     except Exception as exc:
         ai.report_error("tenacity.start", exc)
@@ -534,6 +472,12 @@ def _install() -> None:
     _patch(am, "__aexit__", _attempt_aexit)
 
 
+def _unpatch() -> None:
+    while _patched:
+        cls, attr, original = _patched.pop()
+        setattr(cls, attr, original)
+
+
 def acquire(user: str) -> None:
     """Turn the tenacity machinery on for ``user`` ("tenacity" or "stamina")."""
     global _unhook
@@ -542,7 +486,11 @@ def acquire(user: str) -> None:
             ai.logger.debug("agentrel: %s already instrumented", user)
             return
         if not _patched:
-            _install()
+            try:
+                _install()
+            except BaseException:
+                _unpatch()  # nothing half-patched is left behind
+                raise
             _unhook = ai.on_run_finish(_drain_abandoned)
         _users.add(user)
 
@@ -554,25 +502,48 @@ def release(user: str) -> None:
         _users.discard(user)
         if _users:
             return
-        while _patched:
-            cls, attr, original = _patched.pop()
-            setattr(cls, attr, original)
+        _unpatch()
         if _unhook is not None:
             _unhook()
             _unhook = None
         _drain_abandoned()
 
 
+class TenacityInstrumentor(ai.BaseInstrumentor):
+    """agentrel's tenacity instrumentor (``TenacityInstrumentor().instrument()`` is
+    ``instrument()``)."""
+
+    name = "tenacity"
+    extra = "tenacity"
+    requires = (("tenacity", "tenacity"),)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        acquire("tenacity")
+
+    def _uninstrument(self) -> None:
+        release("tenacity")
+
+    def _reset_for_tests(self) -> None:
+        _abandoned.clear()  # retry loops abandoned before a reset are never recorded
+
+
+_INSTRUMENTOR = TenacityInstrumentor()
+
+
 def instrument() -> None:
-    """Make every tenacity retry visible (idempotent; imports tenacity)."""
-    acquire("tenacity")
+    """Make every tenacity retry visible (idempotent: a second call warns once; imports
+    tenacity, ``ImportError`` naming the extra when it is missing)."""
+    _INSTRUMENTOR.instrument()
 
 
 def uninstrument() -> None:
     """Undo ``instrument()`` (idempotent). Retries already running finish unrecorded."""
-    release("tenacity")
+    _INSTRUMENTOR.uninstrument()
 
 
 def instrumented() -> bool:
     """Whether ``instrument()`` is in effect."""
-    return "tenacity" in _users
+    return _INSTRUMENTOR.is_instrumented()
+
+
+is_instrumented = instrumented
