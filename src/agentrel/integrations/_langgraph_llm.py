@@ -9,9 +9,9 @@ from typing import Any
 from .. import instrumentation as ai
 
 #: LLM calls in flight, by LangChain run id: (private context, scope, handle, run).
-_llm_calls: dict[Any, tuple[contextvars.Context, Any, ai.CallHandle, Any]] = {}
+llm_calls: dict[Any, tuple[contextvars.Context, Any, ai.CallHandle, Any]] = {}
 #: finished model responses by (run, tool call id), wasted if that tool call fails.
-_responses: dict[tuple[Any, str], ai.CallHandle] = {}
+responses: dict[tuple[Any, str], ai.CallHandle] = {}
 
 
 # --- model requests: LangChain callbacks ------------------------------------------------------
@@ -28,14 +28,14 @@ def _model_of(metadata: Any, kwargs: dict[str, Any]) -> tuple[str, str | None]:
 
 
 def _llm_start(run_id: Any, metadata: Any, kwargs: dict[str, Any]) -> None:
-    if not ai.is_recording() or run_id in _llm_calls:
+    if not ai.is_recording() or run_id in llm_calls:
         return
     provider, model = _model_of(metadata, kwargs)
     ctx = contextvars.copy_context()
     scope = ai.call(ai.llm_spec(provider, model))
     handle = ctx.run(scope.__enter__)
     if handle.recording:
-        _llm_calls[run_id] = (ctx, scope, handle, ctx.run(ai.current_run))
+        llm_calls[run_id] = (ctx, scope, handle, ctx.run(ai.current_run))
 
 
 def _usage(response: Any) -> tuple[int, int, str | None, list[str]]:
@@ -72,7 +72,7 @@ def _usage(response: Any) -> tuple[int, int, str | None, list[str]]:
 
 
 def _llm_end(run_id: Any, response: Any, exc: BaseException | None) -> None:
-    entry = _llm_calls.pop(run_id, None)
+    entry = llm_calls.pop(run_id, None)
     if entry is None:
         return
     ctx, scope, handle, run = entry
@@ -87,20 +87,20 @@ def _llm_end(run_id: Any, response: Any, exc: BaseException | None) -> None:
     ctx.run(scope.finish, exc)
     if exc is None and run is not None:
         for tcid in ids:
-            _responses[(run, tcid)] = handle
+            responses[(run, tcid)] = handle
 
 
-def _forget_run(run: Any) -> None:
+def forget_run(run: Any) -> None:
     """Just before a run is classified: end LLM calls nobody ended, drop its responses."""
-    for key in list(_responses):
+    for key in list(responses):
         if key[0] is run:
-            _responses.pop(key, None)
-    for run_id, entry in list(_llm_calls.items()):
-        if entry[3] is run and _llm_calls.pop(run_id, None) is not None:
+            responses.pop(key, None)
+    for run_id, entry in list(llm_calls.items()):
+        if entry[3] is run and llm_calls.pop(run_id, None) is not None:
             entry[0].run(entry[1].finish, None)
 
 
-def _make_handler() -> Any:
+def make_handler() -> Any:
     from langchain_core.callbacks import BaseCallbackHandler
 
     class AgentrelCallbackHandler(BaseCallbackHandler):

@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from .. import instrumentation as ai
-from ._langgraph_llm import _forget_run, _llm_calls, _make_handler, _responses
+from ._langgraph_llm import forget_run, llm_calls, make_handler, responses
 
 __all__ = [
     "LangGraphInstrumentor",
@@ -239,7 +239,7 @@ def _settle_response(kwargs: dict[str, Any], failed: bool) -> None:
         run = ai.current_run()
         if not isinstance(tcid, str) or run is None:
             return
-        response = _responses.pop((run, tcid), None)
+        response = responses.pop((run, tcid), None)
         if failed and response is not None:
             response.waste()
     except Exception as exc:
@@ -439,7 +439,7 @@ def callback_handler() -> Any:
     global _handler
     with _lock:
         if _handler is None:
-            _handler = _make_handler()
+            _handler = make_handler()
         return _handler
 
 
@@ -542,7 +542,7 @@ class LangGraphInstrumentor(ai.BaseInstrumentor):
             except Exception:
                 _unpatch()
                 raise
-            _remove_hook = ai.on_run_finish(_forget_run)
+            _remove_hook = ai.on_run_finish(forget_run)
             _llm_on = llm
             _installed = True
 
@@ -553,13 +553,13 @@ class LangGraphInstrumentor(ai.BaseInstrumentor):
             if _remove_hook is not None:
                 _remove_hook()
                 _remove_hook = None
-            _llm_calls.clear()
-            _responses.clear()
+            llm_calls.clear()
+            responses.clear()
             _installed = _llm_on = False
 
     def _reset_for_tests(self) -> None:
-        _llm_calls.clear()
-        _responses.clear()
+        llm_calls.clear()
+        responses.clear()
 
 
 def _unpatch() -> None:
