@@ -29,6 +29,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from . import _catalogue as cat
 from . import _clock, _coldstart, _record
 from ._content import exception_content
+from ._cost import PRICING
 from ._current import CALL, RUN
 from ._guard import telemetry_error, warn_once
 from ._outcome import call_outcome
@@ -36,7 +37,7 @@ from ._run import Run
 from ._runtime import T
 from ._span import BorrowedSpan
 from ._spec import CallSpec, error_type
-from ._tokens import Tokens, by_type, merge
+from ._tokens import CACHE_READ, CACHE_WRITE, MAX_COUNT, Tokens, by_type, merge, too_large
 
 
 class Call:
@@ -117,17 +118,35 @@ class Call:
         unsafe = False
         self._child_started = False
         if self.run is not None and not self.spec.composite:
-            unsafe = self.run._attempt_started(self.spec, first)
+            unsafe = self.run.attempt_started(self.spec, first)
         if not first and not self.spec.idempotent:
             unsafe = True
         if unsafe:
             self._unsafe_retry()
 
+    @property
+    def attempt_open(self) -> bool:
+        """Whether an attempt is in progress."""
+        return self._open
+
+    def shift_attempt_start(self, seconds: float) -> None:
+        """The attempt in progress really starts ``seconds`` from now (a hook called before
+        the retry library sleeps)."""
+        self._attempt_start += seconds
+
     def _unsafe_retry(self) -> None:
         spec = self.spec
-        _record.unsafe_retry(spec)
+        try:
+            _record.unsafe_retry(spec)
+        except Exception as err:
+            telemetry_error("call.metrics", err)
         if self.span is not None:
-            self.span.add_event("agentrel.unsafe_retry", {"agentrel.attempt.number": self.attempt})
+            try:
+                self.span.add_event(
+                    "agentrel.unsafe_retry", {"agentrel.attempt.number": self.attempt}
+                )
+            except Exception as err:
+                telemetry_error("call.span", err)
         warn_once(
             "unsafe:" + spec.name,
             "agentrel: tool %r (system %r) is declared idempotent=False and was retried: "
@@ -149,7 +168,7 @@ class Call:
         if exc is None or exc is not self._child_exc:
             self.counted += 1
             run = self.run
-            if run is None or not run._failure(self.spec.name, et, duration):
+            if run is None or not run.count_failure(self.spec.name, et, duration):
                 # outside any run, or after its run closed: the call's own fate decides
                 f = self._failures
                 if f is None:
@@ -183,17 +202,26 @@ class Call:
             else:
                 merge(self._useful, cur)
         if self.spec.composite and not self._child_started and self.run is not None:
-            self.run._attempt_started(self.spec, False)
+            self.run.attempt_started(self.spec, False)
 
     def record_delay(self, seconds: float) -> None:
         """A backoff wait before the next attempt."""
-        _record.retry_delay(seconds, self.spec, None, self._ctx)
         self._delay = seconds
         if self.run is not None:
             self.run.add_recovery_time(seconds)
+        _record.retry_delay(seconds, self.spec, None, self._ctx)
 
     def _attempt_event(
         self, duration: float, etype: str | None, exc: BaseException | None = None
+    ) -> None:
+        """The ``agentrel.attempt`` event (guarded: a failing span costs the event only)."""
+        try:
+            self._attempt_event_unguarded(duration, etype, exc)
+        except Exception as err:
+            telemetry_error("call.span", err)
+
+    def _attempt_event_unguarded(
+        self, duration: float, etype: str | None, exc: BaseException | None
     ) -> None:
         span = self.span
         if span is None or not span.is_recording():
@@ -236,6 +264,10 @@ class Call:
 
     # -- tokens ------------------------------------------------------------------------------
     def add_tokens(self, model: str | None, input: int, output: int) -> None:
+        """Tokens of the attempt in progress (counts over ``_tokens.MAX_COUNT`` are refused:
+        ``TokenCountError``, nothing recorded)."""
+        if input > MAX_COUNT or output > MAX_COUNT:
+            raise too_large("input" if input > MAX_COUNT else "output")
         model = model or self.spec.model
         d = self._cur
         if d is None:
@@ -244,6 +276,58 @@ class Call:
             d[(model, cat.INPUT)] = d.get((model, cat.INPUT), 0) + input
         if output:
             d[(model, cat.OUTPUT)] = d.get((model, cat.OUTPUT), 0) + output
+
+    def add_cache_tokens(self, cache_read: int | None, cache_write: int | None) -> None:
+        """An LLM call's cached input counts (parts of its input tokens, as the adapters
+        report them), carried beside its input tokens for pricing (nothing without prices)."""
+        if not PRICING.enabled or not (cache_read or cache_write):
+            return
+        model = self.spec.model
+        d = self._cur
+        if d is None:
+            d = self._cur = {}
+        for ttype, n in ((CACHE_READ, cache_read), (CACHE_WRITE, cache_write)):
+            if n:
+                if n > MAX_COUNT:
+                    raise too_large(ttype)
+                d[(model, ttype)] = d.get((model, ttype), 0) + n
+
+    # -- rejection ---------------------------------------------------------------------------
+    def reject(self, reason: str | None) -> None:
+        """The call's output is thrown away: it ends as a failure (``rejected``); ``reason``
+        goes on its span only. The one place a call's rejection is written."""
+        self._rejected = True
+        span = self.span
+        if reason is not None and span is not None and span.is_recording():
+            span.add_event("agentrel.reject", {"agentrel.reject.reason": str(reason)})
+
+    def _take_child(
+        self, child: Call, exc: BaseException | None, useful: Tokens | None, wasted: Tokens | None
+    ) -> None:
+        """A call nested in this one ended: its failures and tokens become this call's."""
+        self.inner_failures += child.counted + child.inner_failures
+        if exc is not None:
+            self._child_exc = exc
+        if useful:  # part of this call's attempt in progress
+            if self._cur is None:
+                self._cur = {}
+            merge(self._cur, useful)
+        if wasted:
+            if self._wasted is None:
+                self._wasted = {}
+            merge(self._wasted, wasted)
+        failures = child._failures
+        if failures:
+            if self._failures is None:
+                self._failures = {}
+            for k, v in failures.items():
+                self._failures[k] = self._failures.get(k, 0) + v
+
+    def child_started(self) -> None:
+        """A call opened inside this one (it counts its own attempts)."""
+        self._child_started = True
+        if self.failed_attempts + self.inner_failures:
+            self.retried = True
 
 
 def start_call(spec: CallSpec, on_span: Span | None = None) -> Call:
@@ -254,9 +338,7 @@ def start_call(spec: CallSpec, on_span: Span | None = None) -> Call:
     parent = CALL.get()
     call = Call(spec, RUN.get(), parent)
     if parent is not None:
-        parent._child_started = True
-        if parent.failed_attempts + parent.inner_failures:
-            parent.retried = True
+        parent.child_started()
     if on_span is not None:
         try:
             on_span.set_attributes(spec.span_attrs)
@@ -293,8 +375,9 @@ def leave(saved: Saved) -> None:
 
 
 def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) -> str:
-    """End a call: close its attempt, record its metrics and span, hand its tokens and
-    failures to the enclosing scope. Returns the call's outcome."""
+    """End a call: close its attempt, hand its tokens and failures to the enclosing scope
+    (plain Python, first), then record its metrics and span, each emission guarded on its own
+    and the span ended whatever failed. Returns the call's outcome."""
     call._done = True
     if exc is not None:
         call.attempt_failed(exc)
@@ -310,42 +393,74 @@ def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) ->
     )
     spec = call.spec
     duration = _clock.now() - call._start
+    etype = call.error_type if failed else None
+    usage = by_type(call._useful, call._wasted) if spec.kind == "llm" else None
+    leftover = _hand_over(call, exc, failed)
     span = call.span
-    recording = span is not None and span.is_recording()
+    try:
+        recording = span is not None and span.is_recording()
+    except Exception as err:
+        telemetry_error("call.span", err)
+        recording = False
     attrs: dict[str, Any] | None = (
         {cat.OUTCOME: outcome, "agentrel.call.attempts": call.attempt} if recording else None
     )
-    etype = call.error_type if failed else None
+    ctx = call._ctx
     try:
-        _record.tool_call(spec, outcome, call.attempt, duration, etype, call._ctx)
-        if spec.kind == "llm":
-            usage = by_type(call._useful, call._wasted)
-            if attrs is not None:  # first: a failing meter below must not cost the span these
-                if call.response_model:
-                    attrs[cat.RESPONSE_MODEL] = call.response_model
-                if usage:
-                    attrs["gen_ai.usage.input_tokens"] = usage.get(cat.INPUT, 0)
-                    attrs["gen_ai.usage.output_tokens"] = usage.get(cat.OUTPUT, 0)
-            _record.llm_call(spec, call.response_model, duration, etype, usage, call._ctx)
-        if spec.name not in _coldstart.SEEN:  # the first call of this tool in the process
-            _coldstart.first_call(spec.name, duration, attrs, call._ctx)
-    except Exception as err:  # a broken meter must not cost the run its bookkeeping
+        _record.tool_call(spec, outcome, call.attempt, duration, etype, ctx)
+    except Exception as err:  # a broken meter costs this point, not the rest
         telemetry_error("call.metrics", err)
-    _hand_over(call, exc, failed)
-    if span is not None:
+    if usage is not None:
         if attrs is not None:
-            if call.span_extra:
-                attrs.update(call.span_extra)
-            if failed:
-                attrs[cat.ERROR_TYPE] = call.error_type
-                span.set_status(Status(StatusCode.ERROR, call.error_type))
-            span.set_attributes(attrs)
-        span.end()
+            if call.response_model:
+                attrs[cat.RESPONSE_MODEL] = call.response_model
+            if usage:
+                attrs["gen_ai.usage.input_tokens"] = usage.get(cat.INPUT, 0)
+                attrs["gen_ai.usage.output_tokens"] = usage.get(cat.OUTPUT, 0)
+        try:
+            _record.llm_call(spec, call.response_model, duration, etype, usage, ctx)
+        except Exception as err:
+            telemetry_error("call.metrics", err)
+    if spec.name not in _coldstart.SEEN:  # the first call of this tool in the process
+        try:
+            _coldstart.first_call(spec.name, duration, attrs, ctx)
+        except Exception as err:
+            telemetry_error("call.metrics", err)
+    if leftover is not None:  # outside any run: its own fate decides
+        failures, useful, wasted = leftover
+        if failures:
+            try:
+                _record.failures(failures, failed)
+            except Exception as err:
+                telemetry_error("call.metrics", err)
+        if useful or wasted:
+            try:
+                _record.tokens(None, None, useful, wasted)
+            except Exception as err:
+                telemetry_error("call.metrics", err)
+    if span is not None:
+        try:
+            if attrs is not None:
+                if call.span_extra:
+                    attrs.update(call.span_extra)
+                if failed:
+                    attrs[cat.ERROR_TYPE] = call.error_type
+                    span.set_status(Status(StatusCode.ERROR, call.error_type))
+                span.set_attributes(attrs)
+        except Exception as err:
+            telemetry_error("call.span", err)
+        finally:
+            span.end()
     return outcome
 
 
-def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> None:
-    """Move a finished call's failures and tokens to its parent, run, or the exporter."""
+Leftover = tuple[dict[tuple[str, str], int] | None, Tokens | None, Tokens | None]
+
+
+def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> Leftover | None:
+    """Move a finished call's failures and tokens to its parent or its run; what is left to
+    record at once (a call outside any run, or one that ended after its run closed) is
+    returned: (failures, useful, wasted)."""
     useful, wasted = call._useful, call._wasted
     if call._cur:  # recorded after the last attempt closed: the call's fate decides
         if useful is None:
@@ -361,39 +476,14 @@ def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> None:
     # A parent that already ended (the child was handed to a task or a thread that outlived
     # it) has recorded its tokens and failures: the child hands over to the run instead.
     if parent is not None and not parent._done:
-        parent.inner_failures += call.counted + call.inner_failures
-        if exc is not None:
-            parent._child_exc = exc
-        if useful:  # part of the parent's attempt in progress
-            if parent._cur is None:
-                parent._cur = {}
-            merge(parent._cur, useful)
-        if wasted:
-            if parent._wasted is None:
-                parent._wasted = {}
-            merge(parent._wasted, wasted)
-        if call._failures:
-            if parent._failures is None:
-                parent._failures = {}
-            for k, v in call._failures.items():
-                parent._failures[k] = parent._failures.get(k, 0) + v
-        return
+        parent._take_child(call, exc, useful, wasted)
+        return None
     run = call.run
-    if run is not None:
-        with run._lock:
-            if not run._closed:
-                if useful:
-                    merge(run._useful, useful)
-                if wasted:
-                    merge(run._wasted, wasted)
-                run._last_call = None if failed else (call.spec.name, useful or {})
-                return
+    if run is not None and run.take_call(call.spec.name, useful, wasted, failed):
+        return None
     # A call outside any run, or one that ended after its run closed (work handed to a task or
     # a thread that outlived the run): its own fate decides absorption and dispositions.
-    if call._failures:
-        _record.failures(call._failures, failed)
-    if useful or wasted:
-        _record.tokens(None, None, useful, wasted)
+    return call._failures, useful, wasted
 
 
 def waste(call: Call) -> None:
@@ -405,17 +495,7 @@ def waste(call: Call) -> None:
     run = call.run
     if not useful or run is None or call.parent is not None:
         return
-    with run._lock:
-        if run._closed:
-            return
-        for k, v in useful.items():
-            have = run._useful.get(k, 0)
-            moved = min(have, v)
-            if moved:
-                run._useful[k] = have - moved
-                run._wasted[k] = run._wasted.get(k, 0) + moved
-        if run._last_call is not None and run._last_call[1] is useful:
-            run._last_call = None
+    run.waste(useful)
     call._useful = None
 
 
@@ -428,10 +508,4 @@ def reject_finished(call: Call, reason: str | None = None) -> None:
     if run is None or call.parent is not None:
         return
     waste(call)
-    run._failure(call.spec.name, cat.REJECTED, 0.0)
-    span = run._span
-    if span is not None and span.is_recording():
-        attrs = {cat.TOOL: call.spec.name}
-        if reason is not None:
-            attrs["agentrel.reject.reason"] = str(reason)
-        span.add_event("agentrel.reject", attrs)
+    run.reject(call.spec.name, reason)

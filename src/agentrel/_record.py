@@ -10,10 +10,11 @@ key, the response model of an LLM call, is bounded.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from . import _catalogue as cat
-from . import _cost
+from ._cost import PRICING
 from ._guard import telemetry_error
 from ._outcome import absorbed
 from ._runtime import T
@@ -157,15 +158,19 @@ _token_attr_cache: dict[tuple[str | None, str | None, str | None, str, str], dic
 
 def tokens(
     agent: str | None, cohort: str | None, useful: Tokens | None, wasted: Tokens | None
-) -> None:
+) -> tuple[Decimal, Decimal] | None:
     """``agentrel.tokens`` by disposition, once the scope that holds them has ended, and,
-    with prices, ``agentrel.cost`` and ``agentrel.cost.unpriced_tokens`` (``_cost``)."""
-    if _cost.ENABLED and (useful or wasted):
+    with prices, ``agentrel.cost`` and ``agentrel.cost.unpriced_tokens`` (priced by
+    ``_cost.PRICING``). Returns the exact (all, wasted) dollars when priced, for the run's
+    span."""
+    usd = None
+    if PRICING.enabled and (useful or wasted):
         try:
-            spent, unpriced = _cost.amounts(agent, cohort, useful, wasted)
-            for dollars, cattrs in spent:
+            priced = PRICING.priced(agent, cohort, useful, wasted)
+            usd = priced.usd
+            for dollars, cattrs in priced.spent:
                 T.cost.add(dollars, cattrs)
-            for n, uattrs in unpriced:
+            for n, uattrs in priced.unpriced:
                 T.cost_unpriced_tokens.add(n, uattrs)
         except Exception as exc:  # a broken price table costs the dollars, not the tokens
             telemetry_error("cost.emit", exc)
@@ -187,6 +192,7 @@ def tokens(
                     attrs[cat.REQUEST_MODEL] = model
                 _token_attr_cache[key] = attrs
             T.tokens.add(n, attrs)
+    return usd
 
 
 # --- issue 13: GenAI per-invocation call counts, cold starts -------------------------------------

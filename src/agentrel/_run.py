@@ -1,34 +1,37 @@
 """Runs (DESIGN §2): one user-visible operation, ``invoke_agent {name}``.
 
 A run counts the attempts and failures of every call inside it, holds their tokens until its
-fate is known, and, when it ends, is classified (``_outcome.run_outcome``) and recorded
-(``_record.run``): retry depth, attempts, recovery time, amplification, the failures by tool
-with their ``absorbed`` value, and every token by disposition.
+fate is known (its ledger: ``_ledger``), and, when it ends, is classified
+(``_outcome.run_outcome``) and recorded (``_record.run``): retry depth, attempts, recovery
+time, amplification, the failures by tool with their ``absorbed`` value, and every token by
+disposition.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+from contextvars import ContextVar
+from decimal import Decimal
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from . import _callcounts, _clock, _cost, _record
+from . import _callcounts, _clock, _record
 from . import _catalogue as cat
 from ._content import exception_content
+from ._cost import PRICING
 from ._current import CALL, RUN
 from ._guard import telemetry_error
-from ._outcome import run_outcome
+from ._ledger import Ledger, forget
 from ._runtime import T
 from ._span import BorrowedSpan
-from ._spec import CallSpec, error_type
-from ._tokens import Tokens, merge, total
+from ._spec import error_type
+from ._tokens import Tokens, total
 
 
-class Run:
+class Run(Ledger):
     """The live handle of one run (``with agentrel.run(...) as run``).
 
     Read-only for application code: ``name``, ``cohort``, ``attempts``, ``retry_depth``,
@@ -39,75 +42,17 @@ class Run:
     it) is recorded as work outside any run (docs/reliability.md).
     """
 
-    __slots__ = (
-        "_arming",
-        "_closed",
-        "_ctx",
-        "_failed_tools",
-        "_failures",
-        "_kinds",
-        "_last_call",
-        "_lock",
-        "_retried",
-        "_span",
-        "_start",
-        "_useful",
-        "_wasted",
-        "attempts",
-        "cohort",
-        "name",
-        "outcome",
-        "recovery_time",
-        "retry_depth",
-        "token_budget",
-    )
+    __slots__ = ("_arming", "_ctx", "_span", "_start", "cohort", "name", "token_budget")
 
     def __init__(self, name: str, cohort: str | None, token_budget: int | None) -> None:
+        super().__init__()
         self.name = name
         self.cohort = T.cohort(cohort)
         self.token_budget = token_budget
-        self.attempts = 0
-        self.retry_depth = 0
-        self.recovery_time = 0.0
-        self.outcome: str | None = None
-        self._retried = False
-        self._failures: dict[tuple[str, str], int] = {}
-        self._failed_tools: set[str] = set()
-        self._kinds: dict[str, int] = {}  # attempts by call kind (GenAI semconv call counts)
-        self._useful: Tokens = {}
-        self._wasted: Tokens = {}
-        self._last_call: tuple[str, Tokens] | None = None
-        self._lock = threading.Lock()
         self._span: Span | None = None
         self._ctx: Any = None
         self._start = _clock.now()
         self._arming = False  # counted in ``T.armed`` (by ``open_run``) until it finishes
-        # Classified: its figures are final. Work that ends later (a task or thread that
-        # outlived the run) is recorded as work outside any run (``_call._hand_over``).
-        self._closed = False
-
-    # -- live figures ------------------------------------------------------------------------
-    @property
-    def useful_tokens(self) -> int:
-        """Tokens on the path that produced the answer so far (all of them wasted if the run
-        fails)."""
-        return total(self._useful)
-
-    @property
-    def wasted_tokens(self) -> int:
-        """Tokens spent on failed, rejected or thrown-away work."""
-        return total(self._wasted)
-
-    @property
-    def tokens(self) -> int:
-        """All tokens recorded in this run."""
-        return self.useful_tokens + self.wasted_tokens
-
-    @property
-    def token_amplification(self) -> float | None:
-        """All tokens ÷ useful tokens (1.0 = nothing wasted); ``None`` with no useful tokens."""
-        useful = self.useful_tokens
-        return (useful + self.wasted_tokens) / useful if useful else None
 
     @property
     def budget_ratio(self) -> float | None:
@@ -117,12 +62,23 @@ class Run:
     @property
     def cost_usd(self) -> float | None:
         """US dollars of all tokens so far (priced models only; ``None`` without prices)."""
-        return _cost.run_cost(self, wasted_only=False)
+        return self._usd(wasted_only=False)
 
     @property
     def wasted_cost_usd(self) -> float | None:
         """US dollars of the wasted tokens so far (``None`` without prices)."""
-        return _cost.run_cost(self, wasted_only=True)
+        return self._usd(wasted_only=True)
+
+    def _usd(self, wasted_only: bool) -> float | None:
+        try:
+            useful, wasted = self.token_tallies()
+            figures = PRICING.usd(useful, wasted)
+        except Exception as exc:
+            telemetry_error("cost.run", exc)
+            return None
+        if figures is None:
+            return None
+        return float(figures[1] if wasted_only else figures[0])
 
     def __repr__(self) -> str:
         return (
@@ -130,69 +86,107 @@ class Run:
             f"retry_depth={self.retry_depth} tokens={self.tokens}>"
         )
 
-    # -- bookkeeping -------------------------------------------------------------------------
-    def _attempt_started(self, spec: CallSpec, first_of_call: bool) -> bool:
-        """Count an attempt; return True when it is a retry of a non-idempotent tool that
-        already failed in this run (the agent loop calling it again). Not counted once the run
-        has closed."""
-        with self._lock:
-            if self._closed:
-                return False
-            self.attempts += 1
-            self._kinds[spec.kind] = self._kinds.get(spec.kind, 0) + 1
-            if self.retry_depth:
-                self._retried = True
-            return first_of_call and not spec.idempotent and spec.name in self._failed_tools
+    # -- what the core reads ----------------------------------------------------------------
+    @property
+    def context(self) -> Any:
+        """The OpenTelemetry context holding the run's span (``None`` without one)."""
+        return self._ctx
 
-    def add_recovery_time(self, seconds: float) -> None:
-        """A backoff wait inside the run (the one place recovery time grows besides failed
-        attempts)."""
-        with self._lock:
-            if not self._closed:
-                self.recovery_time += seconds
+    @property
+    def span(self) -> Span | None:
+        """The run's span (``None`` when not recording)."""
+        return self._span
 
-    def _failure(self, name: str, etype: str, wasted_time: float) -> bool:
-        """Count a failure of the run; False (nothing counted) once the run has closed."""
-        with self._lock:
-            if self._closed:
-                return False
-            self.retry_depth += 1
-            self.recovery_time += wasted_time
-            key = (name, etype)
-            self._failures[key] = self._failures.get(key, 0) + 1
-            self._failed_tools.add(name)
-            return True
+    def reject(self, tool: str, reason: str | None) -> None:
+        """Count the rejection of a finished call of the run (``error.type="rejected"`` under
+        its name) and put it on the run's span: the one place a run's rejection is written."""
+        self.count_failure(tool, cat.REJECTED, 0.0)
+        span = self._span
+        if span is not None and span.is_recording():
+            attrs = {cat.TOOL: tool}
+            if reason is not None:
+                attrs["agentrel.reject.reason"] = str(reason)
+            span.add_event("agentrel.reject", attrs)
+
+
+#: The open entries of run scopes in this context, innermost last: (scope, run, saved).
+#: Per context, not on the scope object, so one ``agentrel.run(...)`` object entered by many
+#: asyncio tasks or threads at once (or nested in itself) gives each entry its own run.
+_ENTRIES: ContextVar[tuple[tuple[RunScope, Run | None, Any], ...]] = ContextVar(
+    "agentrel.run_scopes", default=()
+)
 
 
 class RunScope:
-    """``with agentrel.run(name) as run:`` / ``async with``: opens a run, yields its handle."""
+    """``with agentrel.run(name) as run:`` / ``async with``: opens a run, yields its handle.
 
-    __slots__ = ("_budget", "_cohort", "_name", "_run", "_saved")
+    Each entry is its own run, as each call of an ``@agentrel.agent`` function is: the same
+    object may be entered by concurrent tasks and threads, and nested in itself. ``join``: a
+    run already current outside any call is joined instead (no run of its own);
+    ``on_span``: record onto that span (see ``open_run``)."""
 
-    def __init__(self, name: str, cohort: str | None, token_budget: int | None) -> None:
+    __slots__ = ("_budget", "_cohort", "_join", "_name", "_on")
+
+    def __init__(
+        self,
+        name: str,
+        cohort: str | None,
+        token_budget: int | None,
+        join: bool = False,
+        on_span: Span | None = None,
+    ) -> None:
         self._name = name
         self._cohort = cohort
         self._budget = token_budget
-        self._run: Run | None = None
-        self._saved: Any = None
+        self._join = join
+        self._on = on_span
 
-    def __enter__(self) -> Run:
-        run = self._run = open_run(self._name, self._cohort, self._budget)
-        self._saved = enter_run(run)
-        return run
+    def open(self) -> tuple[Run | None, bool]:
+        """Enter: (the run, whether this entry opened it). ``(None, False)`` when a run could
+        not open (counted as a telemetry error)."""
+        if self._join:
+            current = RUN.get()
+            if current is not None and CALL.get() is None:
+                _ENTRIES.set((*_ENTRIES.get(), (self, None, None)))
+                return current, False
+        try:
+            run = open_run(self._name, self._cohort, self._budget, self._on)
+            saved = enter_run(run)
+        except Exception as exc:
+            telemetry_error("run.start", exc)
+            _ENTRIES.set((*_ENTRIES.get(), (self, None, None)))
+            return None, False
+        _ENTRIES.set((*_ENTRIES.get(), (self, run, saved)))
+        return run, True
 
-    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
-        run, saved = self._run, self._saved
-        self._run = self._saved = None
+    def close(self, exc: BaseException | None) -> None:
+        """Exit this scope's innermost entry in this context: finish the run it opened."""
+        entries = _ENTRIES.get()
+        for i in range(len(entries) - 1, -1, -1):
+            if entries[i][0] is self:
+                _, run, saved = entries[i]
+                _ENTRIES.set(entries[:i] + entries[i + 1 :])
+                break
+        else:  # exited in another context than it was entered in: nothing of ours to end
+            return
         if run is not None:
             finish_run(run, exc)
             leave_run(saved)
+
+    def __enter__(self) -> Run:
+        run, _ = self.open()
+        if run is None:  # pragma: no cover - open_run guards its own telemetry
+            run = Run(self._name, self._cohort, self._budget)
+        return run
+
+    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
+        self.close(exc)
 
     async def __aenter__(self) -> Run:
         return self.__enter__()
 
     async def __aexit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
-        self.__exit__(et, exc, tb)
+        self.close(exc)
 
 
 def open_run(name: str, cohort: str | None, budget: int | None, on_span: Span | None = None) -> Run:
@@ -261,22 +255,20 @@ def finish_run(run: Run, exc: BaseException | None) -> None:
     finally:
         if run._arming:  # once per run, however often it is finished
             run._arming = False
+            forget(run)
             T.run_closed()
 
 
 def _finish_run(run: Run, exc: BaseException | None) -> None:
+    """Settle the ledger first (plain Python), then emit: each emission guarded on its own,
+    the span ended whatever failed before it."""
     failed = exc is not None
-    with run._lock:
-        if failed:  # a failed run wastes every token inside it
-            merge(run._wasted, run._useful)
-            run._useful = {}
-        outcome = run.outcome = run_outcome(failed, run._retried, run.retry_depth)
-        run._closed = True
-        failures = run._failures
-        useful, wasted = run._useful, run._wasted
+    outcome, failures, useful, wasted, kinds = run.close(failed)
     amplification = None
     if useful and not failed:
         amplification = (total(useful) + total(wasted)) / total(useful)
+    ctx = run._ctx
+    usd: tuple[Decimal, Decimal] | None = None
     try:
         _record.run(
             run.name,
@@ -286,37 +278,71 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
             run.attempts,
             run.recovery_time,
             amplification,
-            run._ctx,
+            ctx,
         )
-        _callcounts.record(run)
-        if failures:
+    except Exception as err:
+        telemetry_error("run.metrics", err)
+    try:
+        _callcounts.record(run.name, kinds, ctx)
+    except Exception as err:
+        telemetry_error("run.metrics", err)
+    if failures:
+        try:
             _record.failures(failures, failed)
-        _record.tokens(run.name, run.cohort, useful, wasted)
-    except Exception as err:  # a broken meter must not leave the run span open
+        except Exception as err:
+            telemetry_error("run.metrics", err)
+    try:
+        usd = _record.tokens(run.name, run.cohort, useful, wasted)
+    except Exception as err:
         telemetry_error("run.metrics", err)
     span = run._span
-    if span is not None:
+    if span is None:
+        return
+    try:
         if span.is_recording():
-            sattrs: dict[str, Any] = {
-                cat.OUTCOME: outcome,
-                "agentrel.run.retry_depth": run.retry_depth,
-                "agentrel.run.attempts": run.attempts,
-                "agentrel.run.tokens": run.tokens,
-                "agentrel.run.wasted_tokens": run.wasted_tokens,
-            }
-            if amplification is not None:
-                sattrs["agentrel.run.token_amplification"] = amplification
-            if run.budget_ratio is not None:
-                sattrs["agentrel.run.token_budget_ratio"] = run.budget_ratio
-            if _cost.ENABLED:  # agentrel.run.cost_usd / wasted_cost_usd
-                _cost.span_attrs(sattrs, useful, wasted)
-            if exc is not None:
-                et = error_type(exc)
-                sattrs[cat.ERROR_TYPE] = et
-                span.set_status(Status(StatusCode.ERROR, et))
-                if T.capture_content:
-                    message = exception_content(exc)
-                    if message is not None:
-                        sattrs["exception.message"] = message
-            span.set_attributes(sattrs)
+            _run_span_attributes(run, span, outcome, amplification, useful, wasted, usd, exc)
+    except Exception as err:
+        telemetry_error("run.span", err)
+    finally:
         span.end()
+
+
+def _run_span_attributes(
+    run: Run,
+    span: Span,
+    outcome: str,
+    amplification: float | None,
+    useful: Tokens,
+    wasted: Tokens,
+    usd: tuple[Decimal, Decimal] | None,
+    exc: BaseException | None,
+) -> None:
+    sattrs: dict[str, Any] = {
+        cat.OUTCOME: outcome,
+        "agentrel.run.retry_depth": run.retry_depth,
+        "agentrel.run.attempts": run.attempts,
+        "agentrel.run.tokens": total(useful) + total(wasted),
+        "agentrel.run.wasted_tokens": total(wasted),
+    }
+    if amplification is not None:
+        sattrs["agentrel.run.token_amplification"] = amplification
+    if run.budget_ratio is not None:
+        sattrs["agentrel.run.token_budget_ratio"] = run.budget_ratio
+    if PRICING.enabled:
+        if usd is None:  # no tokens were priced at the run's end (or its meter failed)
+            try:
+                usd = PRICING.usd(useful, wasted)
+            except Exception as err:
+                telemetry_error("cost.span", err)
+        if usd is not None:
+            sattrs["agentrel.run.cost_usd"] = float(usd[0])
+            sattrs["agentrel.run.wasted_cost_usd"] = float(usd[1])
+    if exc is not None:
+        et = error_type(exc)
+        sattrs[cat.ERROR_TYPE] = et
+        span.set_status(Status(StatusCode.ERROR, et))
+        if T.capture_content:
+            message = exception_content(exc)
+            if message is not None:
+                sattrs["exception.message"] = message
+    span.set_attributes(sattrs)

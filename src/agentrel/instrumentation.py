@@ -36,14 +36,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import _call, _record
+from . import _call, _record, _run
 from . import _catalogue as cat
 from ._call import Call, enter, finish_call, start_call
 from ._current import CALL, RUN, current_run, quiet
 from ._guard import flags, logger, telemetry_error, warn_once
 from ._llm_adapter import ADAPTERS, CREATE, RAW, STREAM, Adapter, Usage
 from ._marks import record_tokens, reject
-from ._run import Run, before_run_finish, enter_run, finish_run, leave_run, open_run
+from ._run import Run, before_run_finish, enter_run, leave_run
 from ._runtime import T
 from ._settle import SettleQueue
 from ._spec import CallSpec, error_type
@@ -213,7 +213,7 @@ class CallHandle:
     @property
     def attempt_open(self) -> bool:
         """Whether an attempt is in progress (not yet closed as failed or successful)."""
-        return self._call is not None and self._call._open
+        return self._call is not None and self._call.attempt_open
 
     @property
     def span(self) -> Any:
@@ -263,7 +263,7 @@ class CallHandle:
         try:
             c.begin_attempt()
             if starts_in:
-                c._attempt_start += starts_in
+                c.shift_attempt_start(starts_in)
         except Exception as err:
             if not self._guarded:
                 raise
@@ -318,9 +318,7 @@ class CallHandle:
         if c is None:
             return
         try:
-            c._rejected = True
-            if reason is not None and c.span is not None and c.span.is_recording():
-                c.span.add_event("agentrel.reject", {"agentrel.reject.reason": str(reason)})
+            c.reject(reason)
         except Exception as err:
             if not self._guarded:
                 raise
@@ -499,7 +497,7 @@ def record_retry_wait(seconds: float, *, tool: str) -> None:
         if quiet():
             return
         r = RUN.get()
-        _record.retry_delay(wait, None, tool, r._ctx if r is not None else None)
+        _record.retry_delay(wait, None, tool, r.context if r is not None else None)
         if r is not None:
             r.add_recovery_time(wait)
     except Exception as exc:
@@ -529,44 +527,17 @@ class RunHandle:
         self.opened = opened
 
 
-class RunScope:
-    """``with run_scope(name) as handle:`` / ``async with``: see ``run_scope``."""
+class RunScope(_run.RunScope):
+    """``with run_scope(name) as handle:`` / ``async with``: the core's run scope (each entry
+    its own run), yielding a :class:`RunHandle`; see ``run_scope``."""
 
-    __slots__ = ("_budget", "_cohort", "_join", "_name", "_on", "_run", "_saved")
+    __slots__ = ()
 
-    def __init__(
-        self, name: str, cohort: str | None, budget: int | None, join: bool, on_span: Any = None
-    ) -> None:
-        self._name, self._cohort, self._budget, self._join = name, cohort, budget, join
-        self._on = on_span
-        self._run: Run | None = None
-        self._saved: Any = None
+    def __enter__(self) -> RunHandle:  # type: ignore[override]
+        return RunHandle(*self.open())
 
-    def __enter__(self) -> RunHandle:
-        current = RUN.get()
-        if self._join and current is not None and CALL.get() is None:
-            return RunHandle(current, False)
-        try:
-            r = self._run = open_run(self._name, self._cohort, self._budget, self._on)
-            self._saved = enter_run(r)
-        except Exception as exc:
-            telemetry_error("run.start", exc)
-            self._run = None
-            return RunHandle(None, False)
-        return RunHandle(r, True)
-
-    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
-        r, saved = self._run, self._saved
-        self._run = self._saved = None
-        if r is not None:
-            finish_run(r, exc)
-            leave_run(saved)
-
-    async def __aenter__(self) -> RunHandle:
-        return self.__enter__()
-
-    async def __aexit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
-        self.__exit__(et, exc, tb)
+    async def __aenter__(self) -> RunHandle:  # type: ignore[override]
+        return RunHandle(*self.open())
 
 
 def run_scope(
@@ -586,7 +557,7 @@ def run_scope(
     from ._decorators import check_run_args
 
     check_run_args(name, cohort, token_budget)
-    return RunScope(name, cohort, token_budget, join)
+    return RunScope(name, cohort, token_budget, join=join)
 
 
 def run_scope_on_span(
@@ -603,7 +574,7 @@ def run_scope_on_span(
     from ._decorators import check_run_args
 
     check_run_args(name, cohort, token_budget)
-    return RunScope(name, cohort, token_budget, join, span)
+    return RunScope(name, cohort, token_budget, join=join, on_span=span)
 
 
 def on_run_finish(hook: Callable[[Run], None]) -> Callable[[], None]:
