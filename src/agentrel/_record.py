@@ -133,16 +133,24 @@ def run(
     attrs = _run_attr_cache.get(key)
     if attrs is None:
         attrs = _run_attr_cache[key] = {cat.AGENT: name, cat.OUTCOME: outcome, cat.COHORT: cohort}
-    T.run_retry_depth.record(retry_depth, attrs, ctx)
-    T.run_attempts.record(attempts, attrs, ctx)
+    # each point on its own: one failing instrument costs its point, not the others
+    _guarded(T.run_retry_depth.record, retry_depth, attrs, ctx)
+    _guarded(T.run_attempts.record, attempts, attrs, ctx)
     if retry_depth:
-        T.run_recovery_time.record(recovery_time, attrs, ctx)
+        _guarded(T.run_recovery_time.record, recovery_time, attrs, ctx)
     if amplification is not None:
         akey = (name, cohort)
         aattrs = _amp_attr_cache.get(akey)
         if aattrs is None:
             aattrs = _amp_attr_cache[akey] = {cat.AGENT: name, cat.COHORT: cohort}
-        T.run_token_amplification.record(amplification, aattrs, ctx)
+        _guarded(T.run_token_amplification.record, amplification, aattrs, ctx)
+
+
+def _guarded(record: Any, value: float, attrs: dict[str, str], ctx: Any) -> None:
+    try:
+        record(value, attrs, ctx)
+    except Exception as exc:
+        telemetry_error("run.metrics", exc)
 
 
 def failures(failed: Failures, run_failed: bool) -> None:
