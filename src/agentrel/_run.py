@@ -346,3 +346,35 @@ def _run_span_attributes(
             if message is not None:
                 sattrs["exception.message"] = message
     span.set_attributes(sattrs)
+
+
+class RunActivation:
+    """``with activate(run):``: see ``activate``."""
+
+    __slots__ = ("_run", "_saved")
+
+    def __init__(self, run: Run | None) -> None:
+        self._run = run
+        self._saved: Any = None
+
+    def __enter__(self) -> None:
+        if self._run is not None:
+            try:
+                self._saved = enter_run(self._run)
+            except Exception as exc:
+                telemetry_error("run.context", exc)
+
+    def __exit__(self, *exc_info: object) -> None:
+        saved, self._saved = self._saved, None
+        if saved is not None:
+            leave_run(saved)
+
+
+def activate(run: Run | None) -> RunActivation:
+    """``with activate(run):`` makes ``run`` (opened by ``run_scope`` and not yet finished)
+    the current run, with no current call, for the block only; ``None`` does nothing.
+
+    For integrations whose run spans the steps of a generator (a framework's ``stream()``):
+    open the run once, and activate it around each step, so the run is current while the
+    framework works and not in the consumer's code between chunks."""
+    return RunActivation(run)

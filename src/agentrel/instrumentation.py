@@ -16,19 +16,26 @@ and what a third-party integration should use. Nothing here needs a private impo
                 call.next_attempt()                     # ... attempt 2
                 return search(args)
 
-* ``call(spec)`` opens one logical call (``execute_tool {name}`` or ``chat {model}``) and its
-  first attempt, and makes it current; an exception leaving the block fails the call and
-  propagates unchanged. With nothing to record (no SDK configured, no run open) it costs one
-  check and yields an inert handle whose methods do nothing.
-* ``run_scope(name)`` opens a run (``invoke_agent {name}``), or, with ``join=True`` and a run
-  already current outside any call, joins that run instead of counting a second one.
-* Lower level, for integrations whose attempts are not one block (a retry loop driven by
-  hooks): ``start(spec)`` opens a call without making it current, ``handle.enter()`` /
-  ``leave(saved)`` make it current around each piece of work, ``handle.finish(exc)`` ends it.
-* Every method of the handles runs under agentrel's guard: a failure of telemetry is counted
-  (``agentrel.telemetry_errors()``) and logged once, never raised into the host.
+Thin handles over the core's call and run scopes; every name in ``__all__``:
 
-The counting rules the handles follow are those of shared/DESIGN.md §2 (docs/api.md).
+* Specs: ``tool_spec``, ``llm_spec``, ``fallback_spec`` build a ``CallSpec``.
+* Calls: ``call`` / ``call_on_span`` (a ``CallScope``), ``start``, ``leave``,
+  ``current_call``, all yielding or returning a ``CallHandle``; ``reject_finished``.
+* Runs: ``run_scope`` / ``run_scope_on_span`` (a ``RunScope``, the core's one run scope
+  type, yielding a ``RunHandle``), ``activate``, ``current_run``, ``on_run_finish``, ``Run``.
+* Recording: ``record_retry_wait``, ``record_fallback``, ``record_tokens`` and ``reject`` (as
+  ``agentrel.record_tokens`` / ``agentrel.reject``), ``is_recording``.
+* The guard: ``report_error``, ``warn_once``, ``logger`` (the ``agentrel`` logger),
+  ``flags`` (a guarded ``failure_when``), ``error_type`` (the ``error.type`` rules),
+  ``tracer``, ``SettleQueue`` (GC-safe queue of abandoned work); ``RESULT_FLAGGED`` and
+  ``REJECTED``, two ``error.type`` values.
+* LLM adapters: ``register_llm_adapter``; ``Adapter``, ``Usage`` and the call shapes
+  ``CREATE``, ``RAW``, ``STREAM`` are what an adapter is made of (see
+  ``agentrel.integrations.openai``).
+
+Every method of the handles is guarded (a telemetry failure is counted and logged once,
+never raised into the host); with nothing to record a call costs one check and its handle
+is inert. The counting rules are in docs/api.md.
 """
 
 from __future__ import annotations
@@ -40,10 +47,11 @@ from . import _call, _record, _run
 from . import _catalogue as cat
 from ._call import Call, enter, finish_call, start_call
 from ._current import CALL, RUN, current_run, quiet
+from ._decorators import ToolMeta, check_run_args
 from ._guard import flags, logger, telemetry_error, warn_once
 from ._llm_adapter import ADAPTERS, CREATE, RAW, STREAM, Adapter, Usage
 from ._marks import record_tokens, reject
-from ._run import Run, before_run_finish, enter_run, leave_run
+from ._run import Run, activate, before_run_finish
 from ._runtime import T
 from ._settle import SettleQueue
 from ._spec import CallSpec, error_type
@@ -69,6 +77,7 @@ __all__ = [
     "RunScope",
     "SettleQueue",
     "Usage",
+    "activate",
     "call",
     "call_on_span",
     "current_call",
@@ -136,8 +145,6 @@ def tool_spec(
     ``agentrel inventory`` (for names an integration derives at run time). Bad metadata
     raises ``TypeError`` here.
     """
-    from ._decorators import ToolMeta
-
     meta = ToolMeta(
         name,
         system=system,
@@ -195,6 +202,13 @@ class CallHandle:
             return "<agentrel call (inert)>"
         return f"<agentrel call {c.spec.name!r} attempt={c.attempt} outcome={self.outcome}>"
 
+    def _failed(self, site: str, err: Exception) -> None:
+        """A telemetry error in a method: counted under ``site``, or raised (``guarded=False``)
+        into the integration's own guard."""
+        if not self._guarded:
+            raise err
+        telemetry_error(site, err)
+
     # -- what it is ------------------------------------------------------------------------
     @property
     def recording(self) -> bool:
@@ -203,6 +217,7 @@ class CallHandle:
 
     @property
     def name(self) -> str | None:
+        """The call's name (its spec's); ``None`` when inert."""
         return self._call.spec.name if self._call is not None else None
 
     @property
@@ -250,9 +265,7 @@ class CallHandle:
         try:
             c.attempt_failed(exc, error)
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("call.attempt", err)
+            self._failed("call.attempt", err)
 
     def next_attempt(self, *, starts_in: float = 0.0) -> None:
         """Open the next attempt (a retry); ``starts_in``: seconds from now at which it really
@@ -265,9 +278,7 @@ class CallHandle:
             if starts_in:
                 c.shift_attempt_start(starts_in)
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("call.attempt", err)
+            self._failed("call.attempt", err)
 
     def retry_wait(self, seconds: float) -> None:
         """A backoff wait before the next attempt (``agentrel.retry.delay``, and the run's
@@ -278,9 +289,7 @@ class CallHandle:
         try:
             c.record_delay(float(seconds))
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("call.delay", err)
+            self._failed("call.delay", err)
 
     # -- what it produced ------------------------------------------------------------------
     def add_tokens(self, input: int = 0, output: int = 0, model: str | None = None) -> None:
@@ -292,9 +301,7 @@ class CallHandle:
         try:
             c.add_tokens(model, count(input, "input"), count(output, "output"))
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("record_tokens", err)
+            self._failed("record_tokens", err)
 
     def set_response_model(self, model: str | None) -> None:
         """The model that answered (LLM calls: ``gen_ai.response.model``)."""
@@ -320,9 +327,7 @@ class CallHandle:
         try:
             c.reject(reason)
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("reject", err)
+            self._failed("reject", err)
 
     def waste(self) -> None:
         """After the call ended successfully: its output was thrown away later (a model
@@ -335,9 +340,7 @@ class CallHandle:
         try:
             _call.waste(c)
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("call.waste", err)
+            self._failed("call.waste", err)
 
     # -- lower level: making it current, ending it -----------------------------------------
     def enter(self) -> Any:
@@ -349,9 +352,7 @@ class CallHandle:
         try:
             return enter(c)
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("call.context", err)
+            self._failed("call.context", err)
             return None
 
     def finish(self, exc: BaseException | None = None, *, flagged: bool = False) -> str | None:
@@ -363,9 +364,7 @@ class CallHandle:
         try:
             self.outcome = finish_call(c, exc, flagged)
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("call.finish", err)
+            self._failed("call.finish", err)
         return self.outcome
 
 
@@ -554,8 +553,6 @@ def run_scope(
     one user-visible operation is one run. Inside a tool call a new, independent run opens
     (a sub-agent), as nested ``agentrel.run`` blocks do.
     """
-    from ._decorators import check_run_args
-
     check_run_args(name, cohort, token_budget)
     return RunScope(name, cohort, token_budget, join=join)
 
@@ -571,8 +568,6 @@ def run_scope_on_span(
     """Like ``run_scope(name)``, but the run's span is ``span``, the framework's own current
     ``invoke_agent`` span (see ``call_on_span``): the run's outcome, retry depth, attempts and
     tokens go on it as attributes; agentrel does not end it."""
-    from ._decorators import check_run_args
-
     check_run_args(name, cohort, token_budget)
     return RunScope(name, cohort, token_budget, join=join, on_span=span)
 
@@ -602,34 +597,3 @@ def register_llm_adapter(module: str, factory: Callable[[Any], Adapter | None]) 
     if module in ADAPTERS and ADAPTERS[module] is not factory:
         warn_once("adapter:" + module, "agentrel: LLM adapter for %r replaced", module)
     ADAPTERS[module] = factory
-
-
-# --- added for the LangGraph integration (issue 11): make an open run current for a block ----
-class _RunActivation:
-    __slots__ = ("_run", "_tokens")
-
-    def __init__(self, run: Run | None) -> None:
-        self._run = run
-        self._tokens: Any = None
-
-    def __enter__(self) -> None:
-        if self._run is not None:
-            try:
-                self._tokens = enter_run(self._run)
-            except Exception as exc:
-                telemetry_error("run.context", exc)
-
-    def __exit__(self, *exc_info: object) -> None:
-        tokens, self._tokens = self._tokens, None
-        if tokens is not None:
-            leave_run(tokens)
-
-
-def activate(run: Run | None) -> _RunActivation:
-    """``with activate(run):`` makes ``run`` (opened by ``run_scope`` and not yet finished)
-    the current run, with no current call, for the block only; ``None`` does nothing.
-
-    For integrations whose run spans the steps of a generator (a framework's ``stream()``):
-    open the run once, and activate it around each step, so the run is current while the
-    framework works and not in the consumer's code between chunks."""
-    return _RunActivation(run)
