@@ -112,9 +112,8 @@ class Run(Ledger):
 #: The open entries of run scopes in this context, innermost last: (scope, run, saved).
 #: Per context, not on the scope object, so one ``agentrel.run(...)`` object entered by many
 #: asyncio tasks or threads at once (or nested in itself) gives each entry its own run.
-_ENTRIES: ContextVar[tuple[tuple[RunScope, Run | None, Any], ...]] = ContextVar(
-    "agentrel.run_scopes", default=()
-)
+_Entry = tuple["RunScope", Run | None, Any]
+_ENTRIES: ContextVar[tuple[_Entry, ...]] = ContextVar("agentrel.run_scopes", default=())
 
 
 class RunScope:
@@ -125,7 +124,7 @@ class RunScope:
     run already current outside any call is joined instead (no run of its own);
     ``on_span``: record onto that span (see ``open_run``)."""
 
-    __slots__ = ("_budget", "_cohort", "_join", "_name", "_on")
+    __slots__ = ("_budget", "_cohort", "_join", "_name", "_on", "_open")
 
     def __init__(
         self,
@@ -140,6 +139,8 @@ class RunScope:
         self._budget = token_budget
         self._join = join
         self._on = on_span
+        #: this object's open entries, in case one is exited in another context
+        self._open: list[_Entry] = []
 
     def open(self) -> tuple[Run | None, bool]:
         """Enter: (the run, whether this entry opened it). ``(None, False)`` when a run could
@@ -147,28 +148,43 @@ class RunScope:
         if self._join:
             current = RUN.get()
             if current is not None and CALL.get() is None:
-                _ENTRIES.set((*_ENTRIES.get(), (self, None, None)))
+                self._push((self, None, None))
                 return current, False
         try:
             run = open_run(self._name, self._cohort, self._budget, self._on)
             saved = enter_run(run)
         except Exception as exc:
             telemetry_error("run.start", exc)
-            _ENTRIES.set((*_ENTRIES.get(), (self, None, None)))
+            self._push((self, None, None))
             return None, False
-        _ENTRIES.set((*_ENTRIES.get(), (self, run, saved)))
+        self._push((self, run, saved))
         return run, True
+
+    def _push(self, entry: _Entry) -> None:
+        _ENTRIES.set((*_ENTRIES.get(), entry))
+        self._open.append(entry)
 
     def close(self, exc: BaseException | None) -> None:
         """Exit this scope's innermost entry in this context: finish the run it opened."""
         entries = _ENTRIES.get()
+        entry = None
         for i in range(len(entries) - 1, -1, -1):
             if entries[i][0] is self:
-                _, run, saved = entries[i]
+                entry = entries[i]
                 _ENTRIES.set(entries[:i] + entries[i + 1 :])
                 break
-        else:  # exited in another context than it was entered in: nothing of ours to end
-            return
+        opened = self._open
+        if entry is None:  # exited in another context than it was entered in (a test
+            try:  # fixture's set-up and teardown): the object's most recent open entry
+                entry = opened.pop()
+            except IndexError:
+                return
+        else:
+            for i in range(len(opened) - 1, -1, -1):
+                if opened[i] is entry:
+                    del opened[i]
+                    break
+        _, run, saved = entry
         if run is not None:
             finish_run(run, exc)
             leave_run(saved)

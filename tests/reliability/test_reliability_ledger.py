@@ -137,6 +137,20 @@ def test_one_scope_object_shared_by_threads(cap: testing.Capture) -> None:
     assert T._runs == 0
 
 
+def test_a_scope_exited_in_another_context_still_ends_its_run(cap: testing.Capture) -> None:
+    """Set-up and teardown in different contexts (an async test fixture): the object's most
+    recent open entry is ended."""
+    import contextvars
+
+    scope = agentrel.run("support")
+    run = contextvars.copy_context().run(scope.__enter__)
+    assert agentrel.current_run() is None  # entered in the other context only
+    scope.__exit__(None, None, None)
+    assert run.outcome == "success" and T._runs == 0
+    cap.collect()
+    assert _runs(cap) == 1
+
+
 def test_integration_run_scope_object_is_per_entry_too(cap: testing.Capture) -> None:
     from agentrel import instrumentation as ai
 
