@@ -122,14 +122,6 @@ class Ledger:
             return dict(self._useful), dict(self._wasted)
 
     # -- the ledger: every change to a run's figures ----------------------------------------
-    def _queued(self, method: Callable[..., Any], *args: Any) -> bool:
-        """Whether this thread is already inside an update of this ledger (a finaliser the
-        garbage collector runs inside it): then the update is queued for the outer one."""
-        if self._depth:
-            self._pending.append((method, args))
-            return True
-        return False
-
     def _drain(self) -> None:
         """Apply the updates queued while an update ran (call with the lock held)."""
         pending = self._pending
@@ -142,7 +134,8 @@ class Ledger:
         already failed in this run (the agent loop calling it again). Not counted once the run
         has closed."""
         with self._lock:
-            if self._queued(self.attempt_started, spec, first_of_call):
+            if self._depth:  # re-entered (a finaliser inside an update): queue it
+                self._pending.append((self.attempt_started, (spec, first_of_call)))
                 return False
             if self._closed:
                 return False
@@ -164,7 +157,8 @@ class Ledger:
         """A backoff wait inside the run (the one place recovery time grows besides failed
         attempts)."""
         with self._lock:
-            if self._queued(self.add_recovery_time, seconds):
+            if self._depth:  # re-entered (a finaliser inside an update): queue it
+                self._pending.append((self.add_recovery_time, (seconds,)))
                 return
             if not self._closed:
                 self.recovery_time += seconds
@@ -172,7 +166,8 @@ class Ledger:
     def count_failure(self, name: str, etype: str, wasted_time: float) -> bool:
         """Count a failure of the run; False (nothing counted) once the run has closed."""
         with self._lock:
-            if self._queued(self.count_failure, name, etype, wasted_time):
+            if self._depth:  # re-entered (a finaliser inside an update): queue it
+                self._pending.append((self.count_failure, (name, etype, wasted_time)))
                 return True
             if self._closed:
                 return False
@@ -193,7 +188,8 @@ class Ledger:
         """Tokens recorded in the run outside any call (useful until the run's fate is known);
         False once the run has closed."""
         with self._lock:
-            if self._queued(self.add_tokens, tokens):
+            if self._depth:  # re-entered (a finaliser inside an update): queue it
+                self._pending.append((self.add_tokens, (tokens,)))
                 return True
             if self._closed:
                 return False
@@ -212,7 +208,8 @@ class Ledger:
         """A call made directly in the run ended: take its tokens (the last successful one is
         what ``agentrel.reject()`` rejects). False once the run has closed."""
         with self._lock:
-            if self._queued(self.take_call, name, useful, wasted, failed):
+            if self._depth:  # re-entered (a finaliser inside an update): queue it
+                self._pending.append((self.take_call, (name, useful, wasted, failed)))
                 return True
             if self._closed:
                 return False
@@ -233,7 +230,8 @@ class Ledger:
         """A call's useful tokens, already taken, become wasted (its output was thrown away
         later); no failure is counted."""
         with self._lock:
-            if self._queued(self.waste, useful):
+            if self._depth:  # re-entered (a finaliser inside an update): queue it
+                self._pending.append((self.waste, (useful,)))
                 return
             if self._closed:
                 return
