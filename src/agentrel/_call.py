@@ -39,6 +39,8 @@ from ._span import BorrowedSpan
 from ._spec import CallSpec, error_type
 from ._tokens import CACHE_READ, CACHE_WRITE, MAX_COUNT, Tokens, by_type, merge, too_large
 
+_INPUT, _OUTPUT = cat.INPUT, cat.OUTPUT
+
 
 class Call:
     """One logical tool or LLM call; attempts are counted inside it."""
@@ -109,18 +111,17 @@ class Call:
         """Open the next attempt (retry integrations call this before each retry)."""
         if self._open:
             return
-        self.attempt += 1
+        attempt = self.attempt = self.attempt + 1
         self._open = True
         self._attempt_start = _clock.now()
-        first = self.attempt == 1
-        if not first and self.failed_attempts:
-            self.retried = True
-        unsafe = False
-        self._child_started = False
-        if self.run is not None and not self.spec.composite:
-            unsafe = self.run.attempt_started(self.spec, first)
-        if not first and not self.spec.idempotent:
-            unsafe = True
+        spec, run = self.spec, self.run
+        unsafe = run is not None and not spec.composite and run.attempt_started(spec, attempt == 1)
+        if attempt != 1:  # (the first attempt starts with no child and no failure)
+            self._child_started = False
+            if self.failed_attempts:
+                self.retried = True
+            if not spec.idempotent:
+                unsafe = True
         if unsafe:
             self._unsafe_retry()
 
@@ -216,30 +217,25 @@ class Call:
     ) -> None:
         """The ``agentrel.attempt`` event (guarded: a failing span costs the event only)."""
         try:
-            self._attempt_event_unguarded(duration, etype, exc)
+            span = self.span
+            if span is None or not span.is_recording():
+                return
+            attrs: dict[str, Any] = {
+                "agentrel.attempt.number": self.attempt,
+                "agentrel.attempt.duration": duration,
+            }
+            if etype is not None:
+                attrs[cat.ERROR_TYPE] = etype
+            if exc is not None and T.capture_content:
+                message = exception_content(exc)
+                if message is not None:
+                    attrs["exception.message"] = message
+            if self._delay is not None:
+                attrs["agentrel.retry.delay"] = self._delay
+                self._delay = None
+            span.add_event("agentrel.attempt", attrs)
         except Exception as err:
             telemetry_error("call.span", err)
-
-    def _attempt_event_unguarded(
-        self, duration: float, etype: str | None, exc: BaseException | None
-    ) -> None:
-        span = self.span
-        if span is None or not span.is_recording():
-            return
-        attrs: dict[str, Any] = {
-            "agentrel.attempt.number": self.attempt,
-            "agentrel.attempt.duration": duration,
-        }
-        if etype is not None:
-            attrs[cat.ERROR_TYPE] = etype
-        if exc is not None and T.capture_content:
-            message = exception_content(exc)
-            if message is not None:
-                attrs["exception.message"] = message
-        if self._delay is not None:
-            attrs["agentrel.retry.delay"] = self._delay
-            self._delay = None
-        span.add_event("agentrel.attempt", attrs)
 
     def adopt(self, spec: CallSpec) -> bool:
         """Let a decorated tool running inside a retry integration's call act as that call's
@@ -266,16 +262,18 @@ class Call:
     def add_tokens(self, model: str | None, input: int, output: int) -> None:
         """Tokens of the attempt in progress (counts over ``_tokens.MAX_COUNT`` are refused:
         ``TokenCountError``, nothing recorded)."""
-        if input > MAX_COUNT or output > MAX_COUNT:
+        if (input | output) > MAX_COUNT:  # non-negative ints: one test for both
             raise too_large("input" if input > MAX_COUNT else "output")
         model = model or self.spec.model
         d = self._cur
         if d is None:
             d = self._cur = {}
         if input:
-            d[(model, cat.INPUT)] = d.get((model, cat.INPUT), 0) + input
+            k = (model, _INPUT)
+            d[k] = d.get(k, 0) + input
         if output:
-            d[(model, cat.OUTPUT)] = d.get((model, cat.OUTPUT), 0) + output
+            k = (model, _OUTPUT)
+            d[k] = d.get(k, 0) + output
 
     def add_cache_tokens(self, cache_read: int | None, cache_write: int | None) -> None:
         """An LLM call's cached input counts (parts of its input tokens, as the adapters
@@ -394,48 +392,37 @@ def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) ->
     spec = call.spec
     duration = _clock.now() - call._start
     etype = call.error_type if failed else None
+    # before the hand-over, which merges the tallies in place
     usage = by_type(call._useful, call._wasted) if spec.kind == "llm" else None
-    leftover = _hand_over(call, exc, failed)
+    _hand_over(call, exc, failed)
     span = call.span
-    try:
-        recording = span is not None and span.is_recording()
-    except Exception as err:
-        telemetry_error("call.span", err)
-        recording = False
-    attrs: dict[str, Any] | None = (
-        {cat.OUTCOME: outcome, "agentrel.call.attempts": call.attempt} if recording else None
-    )
-    ctx = call._ctx
-    try:
-        _record.tool_call(spec, outcome, call.attempt, duration, etype, ctx)
-    except Exception as err:  # a broken meter costs this point, not the rest
-        telemetry_error("call.metrics", err)
-    if usage is not None:
-        if attrs is not None:
-            if call.response_model:
-                attrs[cat.RESPONSE_MODEL] = call.response_model
-            if usage:
-                attrs["gen_ai.usage.input_tokens"] = usage.get(cat.INPUT, 0)
-                attrs["gen_ai.usage.output_tokens"] = usage.get(cat.OUTPUT, 0)
+    attrs: dict[str, Any] | None = None
+    if span is not None:
         try:
-            _record.llm_call(spec, call.response_model, duration, etype, usage, ctx)
+            if span.is_recording():
+                attrs = {cat.OUTCOME: outcome, "agentrel.call.attempts": call.attempt}
+                if usage is not None:
+                    if call.response_model:
+                        attrs[cat.RESPONSE_MODEL] = call.response_model
+                    if usage:
+                        attrs["gen_ai.usage.input_tokens"] = usage.get(cat.INPUT, 0)
+                        attrs["gen_ai.usage.output_tokens"] = usage.get(cat.OUTPUT, 0)
         except Exception as err:
-            telemetry_error("call.metrics", err)
-    if spec.name not in _coldstart.SEEN:  # the first call of this tool in the process
+            telemetry_error("call.span", err)
+    if T.active:  # else the instruments are no-ops: nothing to emit
+        ctx = call._ctx
         try:
-            _coldstart.first_call(spec.name, duration, attrs, ctx)
-        except Exception as err:
+            _record.tool_call(spec, outcome, call.attempt, duration, etype, ctx)
+        except Exception as err:  # a broken meter costs this point, not the rest
             telemetry_error("call.metrics", err)
-    if leftover is not None:  # outside any run: its own fate decides
-        failures, useful, wasted = leftover
-        if failures:
+        if usage is not None:
             try:
-                _record.failures(failures, failed)
+                _record.llm_call(spec, call.response_model, duration, etype, usage, ctx)
             except Exception as err:
                 telemetry_error("call.metrics", err)
-        if useful or wasted:
+        if spec.name not in _coldstart.SEEN:  # this tool's first call in the process
             try:
-                _record.tokens(None, None, useful, wasted)
+                _coldstart.first_call(spec.name, duration, attrs, ctx)
             except Exception as err:
                 telemetry_error("call.metrics", err)
     if span is not None:
@@ -454,13 +441,9 @@ def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) ->
     return outcome
 
 
-Leftover = tuple[dict[tuple[str, str], int] | None, Tokens | None, Tokens | None]
-
-
-def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> Leftover | None:
-    """Move a finished call's failures and tokens to its parent or its run; what is left to
-    record at once (a call outside any run, or one that ended after its run closed) is
-    returned: (failures, useful, wasted)."""
+def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> None:
+    """Move a finished call's failures and tokens to its parent or its run, or (a call
+    outside any run, or one that ended after its run closed) record them at once."""
     useful, wasted = call._useful, call._wasted
     if call._cur:  # recorded after the last attempt closed: the call's fate decides
         if useful is None:
@@ -477,13 +460,24 @@ def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> Leftover 
     # it) has recorded its tokens and failures: the child hands over to the run instead.
     if parent is not None and not parent._done:
         parent._take_child(call, exc, useful, wasted)
-        return None
+        return
     run = call.run
     if run is not None and run.take_call(call.spec.name, useful, wasted, failed):
-        return None
+        return
     # A call outside any run, or one that ended after its run closed (work handed to a task or
     # a thread that outlived the run): its own fate decides absorption and dispositions.
-    return call._failures, useful, wasted
+    if not T.active:  # no provider: the instruments are no-ops
+        return
+    if call._failures:
+        try:
+            _record.failures(call._failures, failed)
+        except Exception as err:
+            telemetry_error("call.metrics", err)
+    if useful or wasted:
+        try:
+            _record.tokens(None, None, useful, wasted)
+        except Exception as err:
+            telemetry_error("call.metrics", err)
 
 
 def waste(call: Call) -> None:

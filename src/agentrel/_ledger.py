@@ -14,40 +14,38 @@ dict updates (no callback into the host, no telemetry). Two production faults sh
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
-import weakref
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from . import _catalogue as cat
 from ._outcome import run_outcome
+from ._runtime import T
 from ._spec import CallSpec
 from ._tokens import Tokens, merge, total
 
-#: Live ledgers, whose locks are replaced in a forked child (a thread of the parent may have held
-#: one at the fork: it would never be released there).
-_LIVE: weakref.WeakSet[Ledger] = weakref.WeakSet()
-
 
 def _after_fork_in_child() -> None:
-    for run in list(_LIVE):
-        run._lock = threading.RLock()
-        run._depth = 0
-        run._pending = []
+    """Replace the lock of every live ledger (a thread of the parent may have held one at the
+    fork: it would never be released here). Found through the garbage collector's list of
+    objects, so the hot path keeps no registry; only when runs were open at the fork."""
+    if not T._runs:
+        return
+    for obj in gc.get_objects():
+        if isinstance(obj, Ledger):
+            obj._lock = threading.RLock()
+            obj._depth = 0
+            obj._pending = []
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class Closed(NamedTuple):
-    """A run's figures at the moment it was classified (``Run.close``)."""
-
-    outcome: str
-    failures: dict[tuple[str, str], int]
-    useful: Tokens
-    wasted: Tokens
-    kinds: dict[str, int]  # attempts by call kind (GenAI semconv call counts)
+#: A run's figures at the moment it was classified (``Ledger.close``): its outcome, failures
+#: by (tool, error.type), useful and wasted tokens, attempts by call kind (GenAI semconv).
+Closed = tuple[str, dict[tuple[str, str], int], Tokens, Tokens, dict[str, int]]
 
 
 class Ledger:
@@ -55,7 +53,6 @@ class Ledger:
     ``attempts``, ``retry_depth``, ``recovery_time``, ``outcome`` and the token figures."""
 
     __slots__ = (
-        "__weakref__",
         "_closed",
         "_depth",
         "_failed_tools",
@@ -91,7 +88,6 @@ class Ledger:
         # Classified: its figures are final. Work that ends later (a task or thread that
         # outlived the run) is recorded as work outside any run (``_call._hand_over``).
         self._closed = False
-        _LIVE.add(self)
 
     # -- live figures ------------------------------------------------------------------------
     @property
@@ -291,9 +287,4 @@ class Ledger:
                 self._depth = 0
             self._pending.clear()
             outcome = self.outcome or cat.FAILED
-            return Closed(outcome, self._failures, self._useful, self._wasted, self._kinds)
-
-
-def forget(ledger: Ledger) -> None:
-    """A finished run leaves the registry of live ledgers."""
-    _LIVE.discard(ledger)
+            return outcome, self._failures, self._useful, self._wasted, self._kinds

@@ -134,23 +134,25 @@ def run(
     if attrs is None:
         attrs = _run_attr_cache[key] = {cat.AGENT: name, cat.OUTCOME: outcome, cat.COHORT: cohort}
     # each point on its own: one failing instrument costs its point, not the others
-    _guarded(T.run_retry_depth.record, retry_depth, attrs, ctx)
-    _guarded(T.run_attempts.record, attempts, attrs, ctx)
+    try:
+        T.run_retry_depth.record(retry_depth, attrs, ctx)
+    except Exception as exc:
+        telemetry_error("run.metrics", exc)
+    try:
+        T.run_attempts.record(attempts, attrs, ctx)
+    except Exception as exc:
+        telemetry_error("run.metrics", exc)
     if retry_depth:
-        _guarded(T.run_recovery_time.record, recovery_time, attrs, ctx)
+        try:
+            T.run_recovery_time.record(recovery_time, attrs, ctx)
+        except Exception as exc:
+            telemetry_error("run.metrics", exc)
     if amplification is not None:
         akey = (name, cohort)
         aattrs = _amp_attr_cache.get(akey)
         if aattrs is None:
             aattrs = _amp_attr_cache[akey] = {cat.AGENT: name, cat.COHORT: cohort}
-        _guarded(T.run_token_amplification.record, amplification, aattrs, ctx)
-
-
-def _guarded(record: Any, value: float, attrs: dict[str, str], ctx: Any) -> None:
-    try:
-        record(value, attrs, ctx)
-    except Exception as exc:
-        telemetry_error("run.metrics", exc)
+        T.run_token_amplification.record(amplification, aattrs, ctx)  # its caller guards it
 
 
 def failures(failed: Failures, run_failed: bool) -> None:

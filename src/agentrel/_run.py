@@ -24,7 +24,7 @@ from ._content import exception_content
 from ._cost import PRICING
 from ._current import CALL, RUN
 from ._guard import telemetry_error
-from ._ledger import Ledger, forget
+from ._ledger import Ledger
 from ._runtime import T
 from ._span import BorrowedSpan
 from ._spec import error_type
@@ -145,46 +145,51 @@ class RunScope:
     def open(self) -> tuple[Run | None, bool]:
         """Enter: (the run, whether this entry opened it). ``(None, False)`` when a run could
         not open (counted as a telemetry error)."""
-        if self._join:
-            current = RUN.get()
-            if current is not None and CALL.get() is None:
-                self._push((self, None, None))
-                return current, False
-        try:
-            run = open_run(self._name, self._cohort, self._budget, self._on)
-            saved = enter_run(run)
-        except Exception as exc:
-            telemetry_error("run.start", exc)
-            self._push((self, None, None))
-            return None, False
-        self._push((self, run, saved))
-        return run, True
-
-    def _push(self, entry: _Entry) -> None:
+        run: Run | None = None
+        opened = False
+        saved: Any = None
+        if self._join and CALL.get() is None:
+            run = RUN.get()
+        if run is None:
+            try:
+                run = open_run(self._name, self._cohort, self._budget, self._on)
+                saved = enter_run(run)
+                opened = True
+            except Exception as exc:
+                telemetry_error("run.start", exc)
+                run = None
+        entry = (self, run if opened else None, saved)
         _ENTRIES.set((*_ENTRIES.get(), entry))
         self._open.append(entry)
+        return run, opened
 
     def close(self, exc: BaseException | None) -> None:
         """Exit this scope's innermost entry in this context: finish the run it opened."""
         entries = _ENTRIES.get()
         entry = None
-        for i in range(len(entries) - 1, -1, -1):
-            if entries[i][0] is self:
-                entry = entries[i]
-                _ENTRIES.set(entries[:i] + entries[i + 1 :])
-                break
+        if entries and entries[-1][0] is self:  # the usual case: the innermost entry
+            entry = entries[-1]
+            _ENTRIES.set(entries[:-1])
+        else:
+            for i in range(len(entries) - 2, -1, -1):
+                if entries[i][0] is self:
+                    entry = entries[i]
+                    _ENTRIES.set(entries[:i] + entries[i + 1 :])
+                    break
         opened = self._open
         if entry is None:  # exited in another context than it was entered in (a test
             try:  # fixture's set-up and teardown): the object's most recent open entry
                 entry = opened.pop()
             except IndexError:
                 return
+        elif opened[-1] is entry:
+            opened.pop()
         else:
-            for i in range(len(opened) - 1, -1, -1):
+            for i in range(len(opened) - 2, -1, -1):
                 if opened[i] is entry:
                     del opened[i]
                     break
-        _, run, saved = entry
+        run, saved = entry[1], entry[2]
         if run is not None:
             finish_run(run, exc)
             leave_run(saved)
@@ -271,52 +276,57 @@ def finish_run(run: Run, exc: BaseException | None) -> None:
     finally:
         if run._arming:  # once per run, however often it is finished
             run._arming = False
-            forget(run)
             T.run_closed()
 
 
 def _finish_run(run: Run, exc: BaseException | None) -> None:
     """Settle the ledger first (plain Python), then emit: each emission guarded on its own,
-    the span ended whatever failed before it."""
+    the span ended whatever failed before it. Without a provider there is nothing to emit
+    (the instruments are no-ops): the run's figures are kept all the same."""
     failed = exc is not None
     outcome, failures, useful, wasted, kinds = run.close(failed)
-    amplification = None
-    if useful and not failed:
-        amplification = (total(useful) + total(wasted)) / total(useful)
-    ctx = run._ctx
+    tu, tw = total(useful), total(wasted)
+    amplification = (tu + tw) / tu if tu and not failed else None
     usd: tuple[Decimal, Decimal] | None = None
-    try:
-        _record.run(
-            run.name,
-            run.cohort,
-            outcome,
-            run.retry_depth,
-            run.attempts,
-            run.recovery_time,
-            amplification,
-            ctx,
-        )
-    except Exception as err:
-        telemetry_error("run.metrics", err)
-    try:
-        _callcounts.record(run.name, kinds, ctx)
-    except Exception as err:
-        telemetry_error("run.metrics", err)
-    if failures:
+    if T.active:
+        ctx = run._ctx
         try:
-            _record.failures(failures, failed)
+            _record.run(
+                run.name,
+                run.cohort,
+                outcome,
+                run.retry_depth,
+                run.attempts,
+                run.recovery_time,
+                amplification,
+                ctx,
+            )
         except Exception as err:
             telemetry_error("run.metrics", err)
-    try:
-        usd = _record.tokens(run.name, run.cohort, useful, wasted)
-    except Exception as err:
-        telemetry_error("run.metrics", err)
+        try:
+            _callcounts.record(run.name, kinds, ctx)
+        except Exception as err:
+            telemetry_error("run.metrics", err)
+        if failures:
+            try:
+                _record.failures(failures, failed)
+            except Exception as err:
+                telemetry_error("run.metrics", err)
+        try:
+            usd = _record.tokens(run.name, run.cohort, useful, wasted)
+        except Exception as err:
+            telemetry_error("run.metrics", err)
     span = run._span
     if span is None:
         return
     try:
         if span.is_recording():
-            _run_span_attributes(run, span, outcome, amplification, useful, wasted, usd, exc)
+            attrs = _run_span_attributes(run, outcome, amplification, tu, tw)
+            if PRICING.enabled:
+                _run_span_cost(attrs, useful, wasted, usd)
+            if exc is not None:
+                _run_span_error(span, attrs, exc)
+            span.set_attributes(attrs)
     except Exception as err:
         telemetry_error("run.span", err)
     finally:
@@ -324,44 +334,42 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
 
 
 def _run_span_attributes(
-    run: Run,
-    span: Span,
-    outcome: str,
-    amplification: float | None,
-    useful: Tokens,
-    wasted: Tokens,
-    usd: tuple[Decimal, Decimal] | None,
-    exc: BaseException | None,
-) -> None:
-    sattrs: dict[str, Any] = {
+    run: Run, outcome: str, amplification: float | None, tu: int, tw: int
+) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
         cat.OUTCOME: outcome,
         "agentrel.run.retry_depth": run.retry_depth,
         "agentrel.run.attempts": run.attempts,
-        "agentrel.run.tokens": total(useful) + total(wasted),
-        "agentrel.run.wasted_tokens": total(wasted),
+        "agentrel.run.tokens": tu + tw,
+        "agentrel.run.wasted_tokens": tw,
     }
     if amplification is not None:
-        sattrs["agentrel.run.token_amplification"] = amplification
-    if run.budget_ratio is not None:
-        sattrs["agentrel.run.token_budget_ratio"] = run.budget_ratio
-    if PRICING.enabled:
-        if usd is None:  # no tokens were priced at the run's end (or its meter failed)
-            try:
-                usd = PRICING.usd(useful, wasted)
-            except Exception as err:
-                telemetry_error("cost.span", err)
-        if usd is not None:
-            sattrs["agentrel.run.cost_usd"] = float(usd[0])
-            sattrs["agentrel.run.wasted_cost_usd"] = float(usd[1])
-    if exc is not None:
-        et = error_type(exc)
-        sattrs[cat.ERROR_TYPE] = et
-        span.set_status(Status(StatusCode.ERROR, et))
-        if T.capture_content:
-            message = exception_content(exc)
-            if message is not None:
-                sattrs["exception.message"] = message
-    span.set_attributes(sattrs)
+        attrs["agentrel.run.token_amplification"] = amplification
+    if run.token_budget:
+        attrs["agentrel.run.token_budget_ratio"] = (tu + tw) / run.token_budget
+    return attrs
+
+
+def _run_span_cost(
+    attrs: dict[str, Any], useful: Tokens, wasted: Tokens, usd: tuple[Decimal, Decimal] | None
+) -> None:
+    """``agentrel.run.cost_usd`` / ``wasted_cost_usd``: the dollars the run's tokens were
+    recorded with, or priced now (no tokens were priced at the end, or the meter failed)."""
+    if usd is None:
+        usd = PRICING.usd(useful, wasted)
+    if usd is not None:
+        attrs["agentrel.run.cost_usd"] = float(usd[0])
+        attrs["agentrel.run.wasted_cost_usd"] = float(usd[1])
+
+
+def _run_span_error(span: Span, attrs: dict[str, Any], exc: BaseException) -> None:
+    et = error_type(exc)
+    attrs[cat.ERROR_TYPE] = et
+    span.set_status(Status(StatusCode.ERROR, et))
+    if T.capture_content:
+        message = exception_content(exc)
+        if message is not None:
+            attrs["exception.message"] = message
 
 
 class RunActivation:
