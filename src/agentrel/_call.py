@@ -466,8 +466,6 @@ def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> None:
         return
     # A call outside any run, or one that ended after its run closed (work handed to a task or
     # a thread that outlived the run): its own fate decides absorption and dispositions.
-    if not T.active:  # no provider: the instruments are no-ops
-        return
     if call._failures:
         try:
             _record.failures(call._failures, failed)

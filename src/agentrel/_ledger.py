@@ -138,8 +138,8 @@ class Ledger:
             self._depth = 1
             try:
                 self.attempts += 1
-                kinds = self._kinds
-                kinds[spec.kind] = kinds.get(spec.kind, 0) + 1
+                kinds, kind = self._kinds, spec.kind
+                kinds[kind] = kinds.get(kind, 0) + 1
                 if self.retry_depth:
                     self._retried = True
                 unsafe = first_of_call and not spec.idempotent and spec.name in self._failed_tools

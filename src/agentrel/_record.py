@@ -34,7 +34,8 @@ def tool_call(
     ``gen_ai.execute_tool.duration``."""
     T.tool_attempts.record(attempts, spec._outcome_attrs[outcome], ctx)
     if spec.kind == "tool":
-        T.execute_tool_duration.record(duration, spec.error_attrs(etype), ctx)
+        attrs = spec._name_attrs if etype is None else spec.error_attrs(etype)
+        T.execute_tool_duration.record(duration, attrs, ctx)
 
 
 def unsafe_retry(spec: CallSpec) -> None:

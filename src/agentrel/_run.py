@@ -113,7 +113,12 @@ class Run(Ledger):
 #: Per context, not on the scope object, so one ``agentrel.run(...)`` object entered by many
 #: asyncio tasks or threads at once (or nested in itself) gives each entry its own run.
 _Entry = tuple["RunScope", Run | None, Any]
-_ENTRIES: ContextVar[tuple[_Entry, ...]] = ContextVar("agentrel.run_scopes", default=())
+#: The open entries of run scopes in this context, innermost first, as a linked list
+#: (entry, the rest): (scope, the run it opened or None, what ``leave_run`` needs). Per
+#: context, not on the scope object, so one ``agentrel.run(...)`` object entered by many
+#: asyncio tasks or threads at once (or nested in itself) gives each entry its own run.
+_Entries = tuple[_Entry, Any] | None
+_ENTRIES: ContextVar[_Entries] = ContextVar("agentrel.run_scopes", default=None)
 
 
 class RunScope:
@@ -159,23 +164,30 @@ class RunScope:
                 telemetry_error("run.start", exc)
                 run = None
         entry = (self, run if opened else None, saved)
-        _ENTRIES.set((*_ENTRIES.get(), entry))
+        _ENTRIES.set((entry, _ENTRIES.get()))
         self._open.append(entry)
         return run, opened
 
     def close(self, exc: BaseException | None) -> None:
         """Exit this scope's innermost entry in this context: finish the run it opened."""
-        entries = _ENTRIES.get()
+        top = _ENTRIES.get()
         entry = None
-        if entries and entries[-1][0] is self:  # the usual case: the innermost entry
-            entry = entries[-1]
-            _ENTRIES.set(entries[:-1])
-        else:
-            for i in range(len(entries) - 2, -1, -1):
-                if entries[i][0] is self:
-                    entry = entries[i]
-                    _ENTRIES.set(entries[:i] + entries[i + 1 :])
+        if top is not None and top[0][0] is self:  # the usual case: the innermost entry
+            entry = top[0]
+            _ENTRIES.set(top[1])
+        elif top is not None:  # an inner entry of another scope is still open: unlink ours
+            kept: list[_Entry] = []
+            node: _Entries = top
+            while node is not None:
+                if node[0][0] is self:
+                    entry = node[0]
+                    rest = node[1]
+                    for e in reversed(kept):
+                        rest = (e, rest)
+                    _ENTRIES.set(rest)
                     break
+                kept.append(node[0])
+                node = node[1]
         opened = self._open
         if entry is None:  # exited in another context than it was entered in (a test
             try:  # fixture's set-up and teardown): the object's most recent open entry

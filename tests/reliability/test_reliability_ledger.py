@@ -151,6 +151,18 @@ def test_a_scope_exited_in_another_context_still_ends_its_run(cap: testing.Captu
     assert _runs(cap) == 1
 
 
+def test_scopes_exited_out_of_order_end_both_runs(cap: testing.Capture) -> None:
+    a, b = agentrel.run("support"), agentrel.run("support")
+    run_a = a.__enter__()
+    run_b = b.__enter__()
+    a.__exit__(None, None, None)  # the outer one first (an ExitStack used out of order)
+    assert run_a.outcome == "success" and run_b.outcome is None
+    b.__exit__(None, None, None)
+    assert run_b.outcome == "success" and T._runs == 0
+    cap.collect()
+    assert _runs(cap) == 2
+
+
 def test_integration_run_scope_object_is_per_entry_too(cap: testing.Capture) -> None:
     from agentrel import instrumentation as ai
 
