@@ -34,6 +34,7 @@ from ._current import CALL, RUN
 from ._guard import telemetry_error, warn_once
 from ._outcome import call_outcome
 from ._run import Run
+from ._run import reject as reject_in_run
 from ._runtime import T
 from ._span import BorrowedSpan
 from ._spec import CallSpec, error_type
@@ -115,7 +116,11 @@ class Call:
         self._open = True
         self._attempt_start = _clock.now()
         spec, run = self.spec, self.run
-        unsafe = run is not None and not spec.composite and run.attempt_started(spec, attempt == 1)
+        unsafe = (
+            run is not None
+            and not spec.composite
+            and run.ledger.attempt_started(spec, attempt == 1)
+        )
         if attempt != 1:  # (the first attempt starts with no child and no failure)
             self._child_started = False
             if self.failed_attempts:
@@ -169,7 +174,7 @@ class Call:
         if exc is None or exc is not self._child_exc:
             self.counted += 1
             run = self.run
-            if run is None or not run.count_failure(self.spec.name, et, duration):
+            if run is None or not run.ledger.count_failure(self.spec.name, et, duration):
                 # outside any run, or after its run closed: the call's own fate decides
                 f = self._failures
                 if f is None:
@@ -203,7 +208,7 @@ class Call:
             else:
                 merge(self._useful, cur)
         if self.spec.composite and not self._child_started and self.run is not None:
-            self.run.attempt_started(self.spec, False)
+            self.run.ledger.attempt_started(self.spec, False)
 
     def record_delay(self, seconds: float) -> None:
         """A backoff wait before the next attempt."""
@@ -462,7 +467,7 @@ def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> None:
         parent._take_child(call, exc, useful, wasted)
         return
     run = call.run
-    if run is not None and run.take_call(call.spec.name, useful, wasted, failed):
+    if run is not None and run.ledger.take_call(call.spec.name, useful, wasted, failed):
         return
     # A call outside any run, or one that ended after its run closed (work handed to a task or
     # a thread that outlived the run): its own fate decides absorption and dispositions.
@@ -487,7 +492,7 @@ def waste(call: Call) -> None:
     run = call.run
     if not useful or run is None or call.parent is not None:
         return
-    run.waste(useful)
+    run.ledger.waste(useful)
     call._useful = None
 
 
@@ -500,4 +505,4 @@ def reject_finished(call: Call, reason: str | None = None) -> None:
     if run is None or call.parent is not None:
         return
     waste(call)
-    run.reject(call.spec.name, reason)
+    reject_in_run(run, call.spec.name, reason)

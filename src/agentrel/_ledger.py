@@ -1,4 +1,4 @@
-"""A run's ledger: its figures and every change to them (``_run.Run`` is a ``Ledger``).
+"""A run's ledger: its figures and every change to them (``_run.Run.ledger``).
 
 Every change is a method here, made under the ledger's lock and nothing but plain integer and
 dict updates (no callback into the host, no telemetry). Two production faults shape that lock:
@@ -49,8 +49,9 @@ Closed = tuple[str, dict[tuple[str, str], int], Tokens, Tokens, dict[str, int]]
 
 
 class Ledger:
-    """The figures of one run and every change to them. Read-only outside this class:
-    ``attempts``, ``retry_depth``, ``recovery_time``, ``outcome`` and the token figures."""
+    """The figures of one run and every change to them (``Run.ledger``). Read-only outside
+    this class: ``attempts``, ``retry_depth``, ``recovery_time``, ``outcome`` and the token
+    figures."""
 
     __slots__ = (
         "_closed",

@@ -6,6 +6,7 @@ from . import _catalogue as cat
 from . import _record
 from ._current import CALL, RUN
 from ._guard import telemetry_error, warn_once
+from ._run import reject as reject_in_run
 from ._runtime import T
 from ._tokens import Tokens, count
 
@@ -32,7 +33,7 @@ def record_tokens(input: int = 0, output: int = 0, model: str | None = None) -> 
             tokens[(model, cat.INPUT)] = i
         if o:
             tokens[(model, cat.OUTPUT)] = o
-        if run is not None and run.add_tokens(tokens):
+        if run is not None and run.ledger.add_tokens(tokens):
             return
         if T.active or T.refresh():
             _record.tokens(None, None, tokens, None)
@@ -58,7 +59,7 @@ def reject(reason: str | None = None) -> None:
         if run is None:
             warn_once("reject:norun", "agentrel.reject() called outside any run or call: ignored")
             return
-        tool = run.take_last_call()  # a closed run's figures are final: None
+        tool = run.ledger.take_last_call()  # a closed run's figures are final: None
         if tool is None:
             warn_once(
                 "reject:nocall",
@@ -66,6 +67,6 @@ def reject(reason: str | None = None) -> None:
                 run.name,
             )
             return
-        run.reject(tool, reason)
+        reject_in_run(run, tool, reason)
     except Exception as exc:
         telemetry_error("reject", exc)

@@ -31,7 +31,7 @@ from ._spec import error_type
 from ._tokens import Tokens, total
 
 
-class Run(Ledger):
+class Run:
     """The live handle of one run (``with agentrel.run(...) as run``).
 
     Read-only for application code: ``name``, ``cohort``, ``attempts``, ``retry_depth``,
@@ -39,13 +39,14 @@ class Run(Ledger):
     ``budget_ratio``, ``recovery_time``, ``cost_usd``, ``wasted_cost_usd`` (US dollars, with
     prices: docs/metrics.md) and, once the run has finished, ``outcome``. Once ``outcome`` is
     set the figures are final: work that ends after the run (a task or a thread that outlived
-    it) is recorded as work outside any run (docs/reliability.md).
+    it) is recorded as work outside any run (docs/reliability.md). The figures live in the
+    run's ``ledger`` (agentrel's own: every change to them is one of its methods).
     """
 
-    __slots__ = ("_arming", "_ctx", "_span", "_start", "cohort", "name", "token_budget")
+    __slots__ = ("_arming", "_ctx", "_span", "_start", "cohort", "ledger", "name", "token_budget")
 
     def __init__(self, name: str, cohort: str | None, token_budget: int | None) -> None:
-        super().__init__()
+        self.ledger = Ledger()
         self.name = name
         self.cohort = T.cohort(cohort)
         self.token_budget = token_budget
@@ -53,6 +54,48 @@ class Run(Ledger):
         self._ctx: Any = None
         self._start = _clock.now()
         self._arming = False  # counted in ``T.armed`` (by ``open_run``) until it finishes
+
+    # -- live figures ------------------------------------------------------------------------
+    @property
+    def attempts(self) -> int:
+        """Attempts of the calls in the run so far (failed ones and retries included)."""
+        return self.ledger.attempts
+
+    @property
+    def retry_depth(self) -> int:
+        """Failures absorbed or not inside the run so far."""
+        return self.ledger.retry_depth
+
+    @property
+    def recovery_time(self) -> float:
+        """Seconds spent in failed attempts and backoff waits so far."""
+        return self.ledger.recovery_time
+
+    @property
+    def outcome(self) -> str | None:
+        """``success`` / ``recovered`` / ``exhausted`` / ``failed`` once the run has finished."""
+        return self.ledger.outcome
+
+    @property
+    def useful_tokens(self) -> int:
+        """Tokens on the path that produced the answer so far (all of them wasted if the run
+        fails)."""
+        return self.ledger.useful_tokens
+
+    @property
+    def wasted_tokens(self) -> int:
+        """Tokens spent on failed, rejected or thrown-away work."""
+        return self.ledger.wasted_tokens
+
+    @property
+    def tokens(self) -> int:
+        """All tokens recorded in this run."""
+        return self.ledger.tokens
+
+    @property
+    def token_amplification(self) -> float | None:
+        """All tokens ÷ useful tokens (1.0 = nothing wasted); ``None`` with no useful tokens."""
+        return self.ledger.token_amplification
 
     @property
     def budget_ratio(self) -> float | None:
@@ -71,7 +114,7 @@ class Run(Ledger):
 
     def _usd(self, wasted_only: bool) -> float | None:
         try:
-            useful, wasted = self.token_tallies()
+            useful, wasted = self.ledger.token_tallies()
             figures = PRICING.usd(useful, wasted)
         except Exception as exc:
             telemetry_error("cost.run", exc)
@@ -79,6 +122,11 @@ class Run(Ledger):
         if figures is None:
             return None
         return float(figures[1] if wasted_only else figures[0])
+
+    def add_recovery_time(self, seconds: float) -> None:
+        """A backoff wait inside the run (the one place recovery time grows besides failed
+        attempts)."""
+        self.ledger.add_recovery_time(seconds)
 
     def __repr__(self) -> str:
         return (
@@ -97,16 +145,17 @@ class Run(Ledger):
         """The run's span (``None`` when not recording)."""
         return self._span
 
-    def reject(self, tool: str, reason: str | None) -> None:
-        """Count the rejection of a finished call of the run (``error.type="rejected"`` under
-        its name) and put it on the run's span: the one place a run's rejection is written."""
-        self.count_failure(tool, cat.REJECTED, 0.0)
-        span = self._span
-        if span is not None and span.is_recording():
-            attrs = {cat.TOOL: tool}
-            if reason is not None:
-                attrs["agentrel.reject.reason"] = str(reason)
-            span.add_event("agentrel.reject", attrs)
+
+def reject(run: Run, tool: str, reason: str | None) -> None:
+    """Count the rejection of a finished call of ``run`` (``error.type="rejected"`` under its
+    name) and put it on the run's span: the one place a run's rejection is written."""
+    run.ledger.count_failure(tool, cat.REJECTED, 0.0)
+    span = run._span
+    if span is not None and span.is_recording():
+        attrs = {cat.TOOL: tool}
+        if reason is not None:
+            attrs["agentrel.reject.reason"] = str(reason)
+        span.add_event("agentrel.reject", attrs)
 
 
 #: The open entries of run scopes in this context, innermost last: (scope, run, saved).
@@ -194,7 +243,10 @@ class RunScope:
                 entry = opened.pop()
             except IndexError:
                 return
-        elif opened[-1] is entry:
+            if entry[1] is not None:  # its context is not this one: nothing to restore here
+                finish_run(entry[1], exc)
+            return
+        if opened[-1] is entry:
             opened.pop()
         else:
             for i in range(len(opened) - 2, -1, -1):
@@ -296,7 +348,8 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
     the span ended whatever failed before it. Without a provider there is nothing to emit
     (the instruments are no-ops): the run's figures are kept all the same."""
     failed = exc is not None
-    outcome, failures, useful, wasted, kinds = run.close(failed)
+    ledger = run.ledger
+    outcome, failures, useful, wasted, kinds = ledger.close(failed)
     tu, tw = total(useful), total(wasted)
     amplification = (tu + tw) / tu if tu and not failed else None
     usd: tuple[Decimal, Decimal] | None = None
@@ -307,9 +360,9 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
                 run.name,
                 run.cohort,
                 outcome,
-                run.retry_depth,
-                run.attempts,
-                run.recovery_time,
+                ledger.retry_depth,
+                ledger.attempts,
+                ledger.recovery_time,
                 amplification,
                 ctx,
             )
@@ -350,8 +403,8 @@ def _run_span_attributes(
 ) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         cat.OUTCOME: outcome,
-        "agentrel.run.retry_depth": run.retry_depth,
-        "agentrel.run.attempts": run.attempts,
+        "agentrel.run.retry_depth": run.ledger.retry_depth,
+        "agentrel.run.attempts": run.ledger.attempts,
         "agentrel.run.tokens": tu + tw,
         "agentrel.run.wasted_tokens": tw,
     }

@@ -147,18 +147,26 @@ def test_a_scope_exited_in_another_context_still_ends_its_run(cap: testing.Captu
     assert agentrel.current_run() is None  # entered in the other context only
     scope.__exit__(None, None, None)
     assert run.outcome == "success" and T._runs == 0
+    assert agentrel.current_run() is None and agentrel.telemetry_errors() == {}
     cap.collect()
     assert _runs(cap) == 1
 
 
 def test_scopes_exited_out_of_order_end_both_runs(cap: testing.Capture) -> None:
+    import contextvars
+
     a, b = agentrel.run("support"), agentrel.run("support")
-    run_a = a.__enter__()
-    run_b = b.__enter__()
-    a.__exit__(None, None, None)  # the outer one first (an ExitStack used out of order)
-    assert run_a.outcome == "success" and run_b.outcome is None
-    b.__exit__(None, None, None)
-    assert run_b.outcome == "success" and T._runs == 0
+
+    def out_of_order() -> tuple[Any, Any]:
+        run_a = a.__enter__()
+        run_b = b.__enter__()
+        a.__exit__(None, None, None)  # the outer one first (an ExitStack used out of order)
+        assert run_a.outcome == "success" and run_b.outcome is None
+        b.__exit__(None, None, None)
+        return run_a, run_b
+
+    run_a, run_b = contextvars.copy_context().run(out_of_order)
+    assert run_a.outcome == run_b.outcome == "success" and T._runs == 0
     cap.collect()
     assert _runs(cap) == 2
 
@@ -278,7 +286,7 @@ with agentrel.run("support") as run:
     # 1. deterministic: a worker thread holds the run's lock at the fork
     held, release = threading.Event(), threading.Event()
     def holder():
-        with run._lock:
+        with run.ledger._lock:
             held.set()
             release.wait(30)
     t = threading.Thread(target=holder)
