@@ -139,7 +139,7 @@ def bench_pricing(oa: Callable[[], Any], an: Callable[[], Any], rounds: int, cal
 
     def toggled(fn: Callable[[], Any], on: bool) -> Callable[[], Any]:
         def call() -> Any:
-            _cost.ENABLED = on
+            _cost.PRICING.enabled = on
             return fn()
 
         return call

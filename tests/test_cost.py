@@ -213,7 +213,7 @@ def test_without_the_extra_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> N
     attributes, ``cost_usd`` is None; tokens exactly as before."""
     monkeypatch.setitem(sys.modules, "genai_prices", None)
     _cost.reset()
-    assert _cost.ENABLED is False
+    assert _cost.PRICING.enabled is False
     with testing.capture() as cap:
         with agentrel.run("support") as run:
             big()

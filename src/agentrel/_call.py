@@ -29,14 +29,18 @@ from opentelemetry.trace import Span, Status, StatusCode
 from . import _catalogue as cat
 from . import _clock, _coldstart, _record
 from ._content import exception_content
+from ._cost import PRICING
 from ._current import CALL, RUN
 from ._guard import telemetry_error, warn_once
 from ._outcome import call_outcome
 from ._run import Run
+from ._run import reject as reject_in_run
 from ._runtime import T
 from ._span import BorrowedSpan
 from ._spec import CallSpec, error_type
-from ._tokens import Tokens, by_type, merge
+from ._tokens import CACHE_READ, CACHE_WRITE, MAX_COUNT, Tokens, by_type, merge, too_large
+
+_INPUT, _OUTPUT = cat.INPUT, cat.OUTPUT
 
 
 class Call:
@@ -108,26 +112,47 @@ class Call:
         """Open the next attempt (retry integrations call this before each retry)."""
         if self._open:
             return
-        self.attempt += 1
+        attempt = self.attempt = self.attempt + 1
         self._open = True
         self._attempt_start = _clock.now()
-        first = self.attempt == 1
-        if not first and self.failed_attempts:
-            self.retried = True
-        unsafe = False
-        self._child_started = False
-        if self.run is not None and not self.spec.composite:
-            unsafe = self.run._attempt_started(self.spec, first)
-        if not first and not self.spec.idempotent:
-            unsafe = True
+        spec, run = self.spec, self.run
+        unsafe = (
+            run is not None
+            and not spec.composite
+            and run.ledger.attempt_started(spec, attempt == 1)
+        )
+        if attempt != 1:  # (the first attempt starts with no child and no failure)
+            self._child_started = False
+            if self.failed_attempts:
+                self.retried = True
+            if not spec.idempotent:
+                unsafe = True
         if unsafe:
             self._unsafe_retry()
 
+    @property
+    def attempt_open(self) -> bool:
+        """Whether an attempt is in progress."""
+        return self._open
+
+    def shift_attempt_start(self, seconds: float) -> None:
+        """The attempt in progress really starts ``seconds`` from now (a hook called before
+        the retry library sleeps)."""
+        self._attempt_start += seconds
+
     def _unsafe_retry(self) -> None:
         spec = self.spec
-        _record.unsafe_retry(spec)
+        try:
+            _record.unsafe_retry(spec)
+        except Exception as err:
+            telemetry_error("call.metrics", err)
         if self.span is not None:
-            self.span.add_event("agentrel.unsafe_retry", {"agentrel.attempt.number": self.attempt})
+            try:
+                self.span.add_event(
+                    "agentrel.unsafe_retry", {"agentrel.attempt.number": self.attempt}
+                )
+            except Exception as err:
+                telemetry_error("call.span", err)
         warn_once(
             "unsafe:" + spec.name,
             "agentrel: tool %r (system %r) is declared idempotent=False and was retried: "
@@ -149,7 +174,7 @@ class Call:
         if exc is None or exc is not self._child_exc:
             self.counted += 1
             run = self.run
-            if run is None or not run._failure(self.spec.name, et, duration):
+            if run is None or not run.ledger.count_failure(self.spec.name, et, duration):
                 # outside any run, or after its run closed: the call's own fate decides
                 f = self._failures
                 if f is None:
@@ -183,35 +208,39 @@ class Call:
             else:
                 merge(self._useful, cur)
         if self.spec.composite and not self._child_started and self.run is not None:
-            self.run._attempt_started(self.spec, False)
+            self.run.ledger.attempt_started(self.spec, False)
 
     def record_delay(self, seconds: float) -> None:
         """A backoff wait before the next attempt."""
-        _record.retry_delay(seconds, self.spec, None, self._ctx)
         self._delay = seconds
         if self.run is not None:
             self.run.add_recovery_time(seconds)
+        _record.retry_delay(seconds, self.spec, None, self._ctx)
 
     def _attempt_event(
         self, duration: float, etype: str | None, exc: BaseException | None = None
     ) -> None:
-        span = self.span
-        if span is None or not span.is_recording():
-            return
-        attrs: dict[str, Any] = {
-            "agentrel.attempt.number": self.attempt,
-            "agentrel.attempt.duration": duration,
-        }
-        if etype is not None:
-            attrs[cat.ERROR_TYPE] = etype
-        if exc is not None and T.capture_content:
-            message = exception_content(exc)
-            if message is not None:
-                attrs["exception.message"] = message
-        if self._delay is not None:
-            attrs["agentrel.retry.delay"] = self._delay
-            self._delay = None
-        span.add_event("agentrel.attempt", attrs)
+        """The ``agentrel.attempt`` event (guarded: a failing span costs the event only)."""
+        try:
+            span = self.span
+            if span is None or not span.is_recording():
+                return
+            attrs: dict[str, Any] = {
+                "agentrel.attempt.number": self.attempt,
+                "agentrel.attempt.duration": duration,
+            }
+            if etype is not None:
+                attrs[cat.ERROR_TYPE] = etype
+            if exc is not None and T.capture_content:
+                message = exception_content(exc)
+                if message is not None:
+                    attrs["exception.message"] = message
+            if self._delay is not None:
+                attrs["agentrel.retry.delay"] = self._delay
+                self._delay = None
+            span.add_event("agentrel.attempt", attrs)
+        except Exception as err:
+            telemetry_error("call.span", err)
 
     def adopt(self, spec: CallSpec) -> bool:
         """Let a decorated tool running inside a retry integration's call act as that call's
@@ -236,14 +265,72 @@ class Call:
 
     # -- tokens ------------------------------------------------------------------------------
     def add_tokens(self, model: str | None, input: int, output: int) -> None:
+        """Tokens of the attempt in progress (counts over ``_tokens.MAX_COUNT`` are refused:
+        ``TokenCountError``, nothing recorded)."""
+        if (input | output) > MAX_COUNT:  # non-negative ints: one test for both
+            raise too_large("input" if input > MAX_COUNT else "output")
         model = model or self.spec.model
         d = self._cur
         if d is None:
             d = self._cur = {}
         if input:
-            d[(model, cat.INPUT)] = d.get((model, cat.INPUT), 0) + input
+            k = (model, _INPUT)
+            d[k] = d.get(k, 0) + input
         if output:
-            d[(model, cat.OUTPUT)] = d.get((model, cat.OUTPUT), 0) + output
+            k = (model, _OUTPUT)
+            d[k] = d.get(k, 0) + output
+
+    def add_cache_tokens(self, cache_read: int | None, cache_write: int | None) -> None:
+        """An LLM call's cached input counts (parts of its input tokens, as the adapters
+        report them), carried beside its input tokens for pricing (nothing without prices)."""
+        if not PRICING.enabled or not (cache_read or cache_write):
+            return
+        model = self.spec.model
+        d = self._cur
+        if d is None:
+            d = self._cur = {}
+        for ttype, n in ((CACHE_READ, cache_read), (CACHE_WRITE, cache_write)):
+            if n:
+                if n > MAX_COUNT:
+                    raise too_large(ttype)
+                d[(model, ttype)] = d.get((model, ttype), 0) + n
+
+    # -- rejection ---------------------------------------------------------------------------
+    def reject(self, reason: str | None) -> None:
+        """The call's output is thrown away: it ends as a failure (``rejected``); ``reason``
+        goes on its span only. The one place a call's rejection is written."""
+        self._rejected = True
+        span = self.span
+        if reason is not None and span is not None and span.is_recording():
+            span.add_event("agentrel.reject", {"agentrel.reject.reason": str(reason)})
+
+    def _take_child(
+        self, child: Call, exc: BaseException | None, useful: Tokens | None, wasted: Tokens | None
+    ) -> None:
+        """A call nested in this one ended: its failures and tokens become this call's."""
+        self.inner_failures += child.counted + child.inner_failures
+        if exc is not None:
+            self._child_exc = exc
+        if useful:  # part of this call's attempt in progress
+            if self._cur is None:
+                self._cur = {}
+            merge(self._cur, useful)
+        if wasted:
+            if self._wasted is None:
+                self._wasted = {}
+            merge(self._wasted, wasted)
+        failures = child._failures
+        if failures:
+            if self._failures is None:
+                self._failures = {}
+            for k, v in failures.items():
+                self._failures[k] = self._failures.get(k, 0) + v
+
+    def child_started(self) -> None:
+        """A call opened inside this one (it counts its own attempts)."""
+        self._child_started = True
+        if self.failed_attempts + self.inner_failures:
+            self.retried = True
 
 
 def start_call(spec: CallSpec, on_span: Span | None = None) -> Call:
@@ -254,9 +341,7 @@ def start_call(spec: CallSpec, on_span: Span | None = None) -> Call:
     parent = CALL.get()
     call = Call(spec, RUN.get(), parent)
     if parent is not None:
-        parent._child_started = True
-        if parent.failed_attempts + parent.inner_failures:
-            parent.retried = True
+        parent.child_started()
     if on_span is not None:
         try:
             on_span.set_attributes(spec.span_attrs)
@@ -293,8 +378,9 @@ def leave(saved: Saved) -> None:
 
 
 def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) -> str:
-    """End a call: close its attempt, record its metrics and span, hand its tokens and
-    failures to the enclosing scope. Returns the call's outcome."""
+    """End a call: close its attempt, hand its tokens and failures to the enclosing scope
+    (plain Python, first), then record its metrics and span, each emission guarded on its own
+    and the span ended whatever failed. Returns the call's outcome."""
     call._done = True
     if exc is not None:
         call.attempt_failed(exc)
@@ -310,42 +396,59 @@ def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) ->
     )
     spec = call.spec
     duration = _clock.now() - call._start
-    span = call.span
-    recording = span is not None and span.is_recording()
-    attrs: dict[str, Any] | None = (
-        {cat.OUTCOME: outcome, "agentrel.call.attempts": call.attempt} if recording else None
-    )
     etype = call.error_type if failed else None
-    try:
-        _record.tool_call(spec, outcome, call.attempt, duration, etype, call._ctx)
-        if spec.kind == "llm":
-            usage = by_type(call._useful, call._wasted)
-            if attrs is not None:  # first: a failing meter below must not cost the span these
-                if call.response_model:
-                    attrs[cat.RESPONSE_MODEL] = call.response_model
-                if usage:
-                    attrs["gen_ai.usage.input_tokens"] = usage.get(cat.INPUT, 0)
-                    attrs["gen_ai.usage.output_tokens"] = usage.get(cat.OUTPUT, 0)
-            _record.llm_call(spec, call.response_model, duration, etype, usage, call._ctx)
-        if spec.name not in _coldstart.SEEN:  # the first call of this tool in the process
-            _coldstart.first_call(spec.name, duration, attrs, call._ctx)
-    except Exception as err:  # a broken meter must not cost the run its bookkeeping
-        telemetry_error("call.metrics", err)
+    # before the hand-over, which merges the tallies in place
+    usage = by_type(call._useful, call._wasted) if spec.kind == "llm" else None
     _hand_over(call, exc, failed)
+    span = call.span
+    attrs: dict[str, Any] | None = None
     if span is not None:
-        if attrs is not None:
-            if call.span_extra:
-                attrs.update(call.span_extra)
-            if failed:
-                attrs[cat.ERROR_TYPE] = call.error_type
-                span.set_status(Status(StatusCode.ERROR, call.error_type))
-            span.set_attributes(attrs)
-        span.end()
+        try:
+            if span.is_recording():
+                attrs = {cat.OUTCOME: outcome, "agentrel.call.attempts": call.attempt}
+                if usage is not None:
+                    if call.response_model:
+                        attrs[cat.RESPONSE_MODEL] = call.response_model
+                    if usage:
+                        attrs["gen_ai.usage.input_tokens"] = usage.get(cat.INPUT, 0)
+                        attrs["gen_ai.usage.output_tokens"] = usage.get(cat.OUTPUT, 0)
+        except Exception as err:
+            telemetry_error("call.span", err)
+    if T.active:  # else the instruments are no-ops: nothing to emit
+        ctx = call._ctx
+        try:
+            _record.tool_call(spec, outcome, call.attempt, duration, etype, ctx)
+        except Exception as err:  # a broken meter costs this point, not the rest
+            telemetry_error("call.metrics", err)
+        if usage is not None:
+            try:
+                _record.llm_call(spec, call.response_model, duration, etype, usage, ctx)
+            except Exception as err:
+                telemetry_error("call.metrics", err)
+        if spec.name not in _coldstart.SEEN:  # this tool's first call in the process
+            try:
+                _coldstart.first_call(spec.name, duration, attrs, ctx)
+            except Exception as err:
+                telemetry_error("call.metrics", err)
+    if span is not None:
+        try:
+            if attrs is not None:
+                if call.span_extra:
+                    attrs.update(call.span_extra)
+                if failed:
+                    attrs[cat.ERROR_TYPE] = call.error_type
+                    span.set_status(Status(StatusCode.ERROR, call.error_type))
+                span.set_attributes(attrs)
+        except Exception as err:
+            telemetry_error("call.span", err)
+        finally:
+            span.end()
     return outcome
 
 
 def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> None:
-    """Move a finished call's failures and tokens to its parent, run, or the exporter."""
+    """Move a finished call's failures and tokens to its parent or its run, or (a call
+    outside any run, or one that ended after its run closed) record them at once."""
     useful, wasted = call._useful, call._wasted
     if call._cur:  # recorded after the last attempt closed: the call's fate decides
         if useful is None:
@@ -361,39 +464,23 @@ def _hand_over(call: Call, exc: BaseException | None, failed: bool) -> None:
     # A parent that already ended (the child was handed to a task or a thread that outlived
     # it) has recorded its tokens and failures: the child hands over to the run instead.
     if parent is not None and not parent._done:
-        parent.inner_failures += call.counted + call.inner_failures
-        if exc is not None:
-            parent._child_exc = exc
-        if useful:  # part of the parent's attempt in progress
-            if parent._cur is None:
-                parent._cur = {}
-            merge(parent._cur, useful)
-        if wasted:
-            if parent._wasted is None:
-                parent._wasted = {}
-            merge(parent._wasted, wasted)
-        if call._failures:
-            if parent._failures is None:
-                parent._failures = {}
-            for k, v in call._failures.items():
-                parent._failures[k] = parent._failures.get(k, 0) + v
+        parent._take_child(call, exc, useful, wasted)
         return
     run = call.run
-    if run is not None:
-        with run._lock:
-            if not run._closed:
-                if useful:
-                    merge(run._useful, useful)
-                if wasted:
-                    merge(run._wasted, wasted)
-                run._last_call = None if failed else (call.spec.name, useful or {})
-                return
+    if run is not None and run.ledger.take_call(call.spec.name, useful, wasted, failed):
+        return
     # A call outside any run, or one that ended after its run closed (work handed to a task or
     # a thread that outlived the run): its own fate decides absorption and dispositions.
     if call._failures:
-        _record.failures(call._failures, failed)
+        try:
+            _record.failures(call._failures, failed)
+        except Exception as err:
+            telemetry_error("call.metrics", err)
     if useful or wasted:
-        _record.tokens(None, None, useful, wasted)
+        try:
+            _record.tokens(None, None, useful, wasted)
+        except Exception as err:
+            telemetry_error("call.metrics", err)
 
 
 def waste(call: Call) -> None:
@@ -405,17 +492,7 @@ def waste(call: Call) -> None:
     run = call.run
     if not useful or run is None or call.parent is not None:
         return
-    with run._lock:
-        if run._closed:
-            return
-        for k, v in useful.items():
-            have = run._useful.get(k, 0)
-            moved = min(have, v)
-            if moved:
-                run._useful[k] = have - moved
-                run._wasted[k] = run._wasted.get(k, 0) + moved
-        if run._last_call is not None and run._last_call[1] is useful:
-            run._last_call = None
+    run.ledger.waste(useful)
     call._useful = None
 
 
@@ -428,10 +505,4 @@ def reject_finished(call: Call, reason: str | None = None) -> None:
     if run is None or call.parent is not None:
         return
     waste(call)
-    run._failure(call.spec.name, cat.REJECTED, 0.0)
-    span = run._span
-    if span is not None and span.is_recording():
-        attrs = {cat.TOOL: call.spec.name}
-        if reason is not None:
-            attrs["agentrel.reject.reason"] = str(reason)
-        span.add_event("agentrel.reject", attrs)
+    reject_in_run(run, call.spec.name, reason)

@@ -10,6 +10,7 @@ run keeps anyway: two histogram records per run, nothing per call. Their sum is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from . import _catalogue as cat
@@ -19,12 +20,12 @@ _attrs: dict[str, dict[str, str]] = {}
 _ATTRS_MAX = 1024
 
 
-def record(run: Any) -> None:
-    """Record the two histograms for a finished run (with its span's context)."""
-    attrs = _attrs.get(run.name)
+def record(agent: str, kinds: Mapping[str, int], ctx: Any) -> None:
+    """Record the two histograms for a finished run: its name, its attempts by call kind, its
+    span's context."""
+    attrs = _attrs.get(agent)
     if attrs is None:
-        attrs = {cat.AGENT: run.name}
+        attrs = {cat.AGENT: agent}
         if len(_attrs) < _ATTRS_MAX:
-            _attrs[run.name] = attrs
-    kinds = run._kinds
-    _record.call_counts(kinds.get("tool", 0), kinds.get("llm", 0), attrs, run._ctx)
+            _attrs[agent] = attrs
+    _record.call_counts(kinds.get("tool", 0), kinds.get("llm", 0), attrs, ctx)

@@ -21,6 +21,7 @@ when it is added to the counter or returned by ``Run.cost_usd``.
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -30,7 +31,18 @@ from . import _catalogue as cat
 from ._guard import telemetry_error
 from ._tokens import CACHE_READ, CACHE_WRITE, SUBSETS, Tokens
 
-__all__ = ["CACHE_READ", "CACHE_WRITE", "SUBSETS", "Rates", "amounts", "cost", "rates"]
+__all__ = [
+    "CACHE_READ",
+    "CACHE_WRITE",
+    "PRICING",
+    "SUBSETS",
+    "Priced",
+    "Pricing",
+    "Rates",
+    "amounts",
+    "cost",
+    "rates",
+]
 
 _MTOK = Decimal(1_000_000)
 _ZERO = Decimal(0)
@@ -45,14 +57,7 @@ class Rates(NamedTuple):
     cache_write: Decimal
 
 
-_lock = threading.Lock()
-_overrides: dict[str, Rates] = {}
-_use_library = True
-_library: Any = None  # the genai_prices module once imported; False when it is missing
-_resolved: dict[str | None, Rates | None] = {}
 _RESOLVED_MAX = 4096  # model names come from code and provider answers: bounded anyway
-_attr_cache: dict[tuple[str | None, str | None, str | None, str], dict[str, str]] = {}
-_unpriced_attrs: dict[str | None, dict[str, str]] = {}
 
 
 def _library_available() -> bool:
@@ -60,10 +65,6 @@ def _library_available() -> bool:
         return importlib.util.find_spec("genai_prices") is not None
     except (ImportError, ValueError):  # e.g. sys.modules["genai_prices"] = None
         return False
-
-
-#: Whether any price source exists: the hooks in the core test this first (one global read).
-ENABLED = _library_available()
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -117,41 +118,181 @@ def validate(prices: object) -> tuple[bool, dict[str, Rates]]:
     return True, table
 
 
-def set_prices(use_library: bool, table: Mapping[str, Rates]) -> None:
-    """Apply a validated price configuration (``configure``) and forget resolved prices."""
-    global _use_library, ENABLED
-    with _lock:
-        _use_library = use_library
-        _overrides.clear()
-        _overrides.update(table)
-        _resolved.clear()
-        ENABLED = bool(_overrides) or (
-            use_library and _library is not False and _library_available()
-        )
-    if ENABLED and use_library:
-        _load_library()  # import now (~0.3 s), not on the first run's end
+Amounts = tuple[list[tuple[float, dict[str, str]]], list[tuple[int, dict[str, str]]]]
 
 
-def reset() -> None:
-    """Back to the defaults (``testing.reset()``)."""
-    global _library
-    _library = None
-    set_prices(True, {})
+class Priced(NamedTuple):
+    """What the tokens of a scope that just got their disposition cost: ``agentrel.cost``
+    points (dollars, attributes), ``agentrel.cost.unpriced_tokens`` points (tokens,
+    attributes), and the exact (all, wasted) dollars for the run's span."""
+
+    spent: list[tuple[float, dict[str, str]]]
+    unpriced: list[tuple[int, dict[str, str]]]
+    usd: tuple[Decimal, Decimal]
 
 
-# --- prices ------------------------------------------------------------------------------------
-def _load_library() -> Any:
-    global _library, ENABLED
-    if _library is None:
+class Pricing:
+    """The one owner of pricing state: the configured table, whether genai-prices is used,
+    resolved prices and attribute caches. ``enabled``: whether any price source exists (the
+    core tests it first: one attribute read)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._overrides: dict[str, Rates] = {}
+        self._use_library = True
+        self._library: Any = None  # the genai_prices module once imported; False if missing
+        self._resolved: dict[str | None, Rates | None] = {}
+        self._attrs: dict[tuple[str | None, str | None, str | None, str], dict[str, str]] = {}
+        self._unpriced_attrs: dict[str | None, dict[str, str]] = {}
+        self.enabled = _library_available()
+
+    # -- configuration ---------------------------------------------------------------------
+    def set_prices(self, use_library: bool, table: Mapping[str, Rates]) -> None:
+        """Apply a validated price configuration (``configure``); forget resolved prices."""
+        with self._lock:
+            self._use_library = use_library
+            self._overrides.clear()
+            self._overrides.update(table)
+            self._resolved.clear()
+            self.enabled = bool(self._overrides) or (
+                use_library and self._library is not False and _library_available()
+            )
+        if self.enabled and use_library:
+            self._load_library()  # import now (~0.3 s), not on the first run's end
+
+    def reset(self) -> None:
+        """Back to the defaults (``testing.reset()``)."""
+        self._library = None
+        self.set_prices(True, {})
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()  # a thread of the parent may have held it at the fork
+
+    # -- prices ----------------------------------------------------------------------------
+    def _load_library(self) -> Any:
+        if self._library is None:
+            try:
+                import genai_prices
+            except Exception:  # ImportError, or a broken install: no price table
+                self._library = False
+                if not self._overrides:
+                    self.enabled = False
+            else:
+                self._library = genai_prices
+        return self._library
+
+    def _from_library(self, model: str) -> Rates | None:
+        lib = self._load_library() if self._use_library else False
+        if not lib:
+            return None
         try:
-            import genai_prices
-        except Exception:  # ImportError, or a broken install: no price table
-            _library = False
-            if not _overrides:
-                ENABLED = False
-        else:
-            _library = genai_prices
-    return _library
+            inp = _per_mtok(lib, model, input_tokens=1000)
+            out = _per_mtok(lib, model, output_tokens=1000)
+            read = _per_mtok(lib, model, input_tokens=1000, cache_read_tokens=1000)
+            write = _per_mtok(lib, model, input_tokens=1000, cache_write_tokens=1000)
+        except LookupError:
+            return None
+        return Rates(inp, out, read, write)
+
+    def rates(self, model: str | None) -> Rates | None:
+        """The prices of ``model`` (``None``: no known price, the tokens are unpriced)."""
+        try:
+            return self._resolved[model]
+        except KeyError:
+            pass
+        found = None
+        if model is not None:
+            found = self._overrides.get(model)
+            if found is None:
+                try:
+                    found = self._from_library(model)
+                except Exception as exc:  # a price table that cannot answer prices nothing
+                    telemetry_error("cost.prices", exc)
+        if len(self._resolved) < _RESOLVED_MAX:
+            self._resolved[model] = found
+        return found
+
+    # -- tokens -> dollars -----------------------------------------------------------------
+    def cost(
+        self, tokens: Tokens | None
+    ) -> tuple[dict[str | None, Decimal], dict[str | None, int]]:
+        """(exact cost by model, unpriced tokens by model) of one token dictionary."""
+        by_model: dict[str | None, list[int]] = {}
+        for (model, ttype), n in (tokens or {}).items():
+            if not n:
+                continue
+            row = by_model.get(model)
+            if row is None:
+                row = by_model[model] = [0, 0, 0, 0]
+            if ttype == cat.INPUT:
+                row[0] += n
+            elif ttype == cat.OUTPUT:
+                row[1] += n
+            elif ttype == CACHE_READ:
+                row[2] += n
+            elif ttype == CACHE_WRITE:
+                row[3] += n
+        dollars: dict[str | None, Decimal] = {}
+        unpriced: dict[str | None, int] = {}
+        for model, (i, o, r, w) in by_model.items():
+            price = self.rates(model)
+            if price is None:
+                if i or o:
+                    unpriced[model] = i + o
+                continue
+            r, w = min(r, i), min(w, max(i - r, 0))  # parts of the input, never more
+            dollars[model] = (
+                (i - r - w) * price.input
+                + o * price.output
+                + r * price.cache_read
+                + w * price.cache_write
+            ) / _MTOK
+        return dollars, unpriced
+
+    def usd(self, useful: Tokens | None, wasted: Tokens | None) -> tuple[Decimal, Decimal] | None:
+        """(all, wasted) dollars of a scope's tokens; ``None`` when pricing is off."""
+        if not self.enabled:
+            return None
+        u, _ = self.cost(useful)
+        w, _ = self.cost(wasted)
+        spent_wasted = sum(w.values(), _ZERO)
+        return sum(u.values(), _ZERO) + spent_wasted, spent_wasted
+
+    def priced(
+        self, agent: str | None, cohort: str | None, useful: Tokens | None, wasted: Tokens | None
+    ) -> Priced:
+        """What ``agentrel.cost`` and ``agentrel.cost.unpriced_tokens`` get for tokens that
+        just got their disposition, and their exact (all, wasted) dollars."""
+        sums = {cat.USEFUL: _ZERO, cat.WASTED: _ZERO}
+        spent: list[tuple[float, dict[str, str]]] = []
+        unpriced_out: list[tuple[int, dict[str, str]]] = []
+        for disposition, tokens in ((cat.USEFUL, useful), (cat.WASTED, wasted)):
+            if not tokens:
+                continue
+            dollars, unpriced = self.cost(tokens)
+            sums[disposition] = sum(dollars.values(), _ZERO)
+            for model, amount in dollars.items():
+                key = (agent, cohort, model, disposition)
+                attrs = self._attrs.get(key)
+                if attrs is None:
+                    attrs = {cat.DISPOSITION: disposition}
+                    if agent is not None:
+                        attrs[cat.AGENT] = agent
+                    if cohort is not None:
+                        attrs[cat.COHORT] = cohort
+                    if model is not None:
+                        attrs[cat.REQUEST_MODEL] = model
+                    if len(self._attrs) < _RESOLVED_MAX:
+                        self._attrs[key] = attrs
+                spent.append((float(amount), attrs))
+            for model, n in unpriced.items():
+                uattrs = self._unpriced_attrs.get(model)
+                if uattrs is None:
+                    uattrs = {cat.REQUEST_MODEL: model} if model is not None else {}
+                    if len(self._unpriced_attrs) < _RESOLVED_MAX:
+                        self._unpriced_attrs[model] = uattrs
+                unpriced_out.append((n, uattrs))
+        return Priced(spent, unpriced_out, (sums[cat.USEFUL] + sums[cat.WASTED], sums[cat.WASTED]))
 
 
 def _per_mtok(lib: Any, model: str, **usage: int) -> Decimal:
@@ -161,174 +302,36 @@ def _per_mtok(lib: Any, model: str, **usage: int) -> Decimal:
     return Decimal(calc.total_price) * 1000
 
 
-def _from_library(model: str) -> Rates | None:
-    lib = _load_library() if _use_library else False
-    if not lib:
-        return None
-    try:
-        inp = _per_mtok(lib, model, input_tokens=1000)
-        out = _per_mtok(lib, model, output_tokens=1000)
-        read = _per_mtok(lib, model, input_tokens=1000, cache_read_tokens=1000)
-        write = _per_mtok(lib, model, input_tokens=1000, cache_write_tokens=1000)
-    except LookupError:
-        return None
-    return Rates(inp, out, read, write)
+#: The process's pricing state (configured by ``configure(prices=...)``).
+PRICING = Pricing()
+os.register_at_fork(after_in_child=PRICING.after_fork)
+
+
+# The module-level API (configuration, tests, benchmarks), over ``PRICING``.
+def set_prices(use_library: bool, table: Mapping[str, Rates]) -> None:
+    """Apply a validated price configuration (``configure``) and forget resolved prices."""
+    PRICING.set_prices(use_library, table)
+
+
+def reset() -> None:
+    """Back to the defaults (``testing.reset()``)."""
+    PRICING.reset()
 
 
 def rates(model: str | None) -> Rates | None:
-    """The prices of ``model`` (``None``: no known price, the tokens are unpriced)."""
-    try:
-        return _resolved[model]
-    except KeyError:
-        pass
-    found = None
-    if model is not None:
-        found = _overrides.get(model)
-        if found is None:
-            try:
-                found = _from_library(model)
-            except Exception as exc:  # a price table that cannot answer prices nothing
-                telemetry_error("cost.prices", exc)
-    if len(_resolved) < _RESOLVED_MAX:
-        _resolved[model] = found
-    return found
+    """The prices of ``model`` (``None``: no known price)."""
+    return PRICING.rates(model)
 
 
-# --- tokens -> dollars -----------------------------------------------------------------------
 def cost(tokens: Tokens | None) -> tuple[dict[str | None, Decimal], dict[str | None, int]]:
     """(exact cost by model, unpriced tokens by model) of one token dictionary."""
-    by_model: dict[str | None, list[int]] = {}
-    for (model, ttype), n in (tokens or {}).items():
-        if not n:
-            continue
-        row = by_model.get(model)
-        if row is None:
-            row = by_model[model] = [0, 0, 0, 0]
-        if ttype == cat.INPUT:
-            row[0] += n
-        elif ttype == cat.OUTPUT:
-            row[1] += n
-        elif ttype == CACHE_READ:
-            row[2] += n
-        elif ttype == CACHE_WRITE:
-            row[3] += n
-    dollars: dict[str | None, Decimal] = {}
-    unpriced: dict[str | None, int] = {}
-    for model, (i, o, r, w) in by_model.items():
-        price = rates(model)
-        if price is None:
-            if i or o:
-                unpriced[model] = i + o
-            continue
-        r, w = min(r, i), min(w, max(i - r, 0))  # parts of the input, never more
-        dollars[model] = (
-            (i - r - w) * price.input
-            + o * price.output
-            + r * price.cache_read
-            + w * price.cache_write
-        ) / _MTOK
-    return dollars, unpriced
-
-
-def usd(useful: Tokens | None, wasted: Tokens | None) -> tuple[Decimal, Decimal] | None:
-    """(all, wasted) dollars of a scope's tokens; ``None`` when pricing is off."""
-    if not ENABLED:
-        return None
-    u, _ = cost(useful)
-    w, _ = cost(wasted)
-    spent_wasted = sum(w.values(), _ZERO)
-    return sum(u.values(), _ZERO) + spent_wasted, spent_wasted
-
-
-def run_cost(run: Any, wasted_only: bool) -> float | None:
-    """``Run.cost_usd`` / ``Run.wasted_cost_usd``."""
-    try:
-        with run._lock:
-            useful, wasted = dict(run._useful), dict(run._wasted)
-        figures = usd(useful, wasted)
-    except Exception as exc:
-        telemetry_error("cost.run", exc)
-        return None
-    if figures is None:
-        return None
-    return float(figures[1] if wasted_only else figures[0])
-
-
-#: (useful, wasted, (all, wasted) dollars) of the last ``amounts``: the run's span reuses them
-#: (matched by identity, so concurrent runs can only miss it, never read another's figures).
-_last: tuple[Any, Any, tuple[Decimal, Decimal]] | None = None
-
-
-def span_attrs(attrs: dict[str, Any], useful: Tokens, wasted: Tokens) -> None:
-    """``agentrel.run.cost_usd`` / ``agentrel.run.wasted_cost_usd`` on a finished run's span."""
-    try:
-        last = _last
-        if last is not None and last[0] is useful and last[1] is wasted:
-            figures: tuple[Decimal, Decimal] | None = last[2]  # computed by amounts()
-        else:
-            figures = usd(useful, wasted)
-        if figures is not None:
-            attrs["agentrel.run.cost_usd"] = float(figures[0])
-            attrs["agentrel.run.wasted_cost_usd"] = float(figures[1])
-    except Exception as exc:
-        telemetry_error("cost.span", exc)
-
-
-Amounts = tuple[list[tuple[float, dict[str, str]]], list[tuple[int, dict[str, str]]]]
+    return PRICING.cost(tokens)
 
 
 def amounts(
     agent: str | None, cohort: str | None, useful: Tokens | None, wasted: Tokens | None
 ) -> Amounts:
-    """What ``agentrel.cost`` and ``agentrel.cost.unpriced_tokens`` get for tokens that just got
-    their disposition: (dollars, attributes) and (unpriced tokens, attributes); ``_record``
-    records them next to ``agentrel.tokens``."""
-    global _last
-    sums = {cat.USEFUL: _ZERO, cat.WASTED: _ZERO}
-    spent: list[tuple[float, dict[str, str]]] = []
-    unpriced_out: list[tuple[int, dict[str, str]]] = []
-    for disposition, tokens in ((cat.USEFUL, useful), (cat.WASTED, wasted)):
-        if not tokens:
-            continue
-        dollars, unpriced = cost(tokens)
-        sums[disposition] = sum(dollars.values(), _ZERO)
-        for model, amount in dollars.items():
-            key = (agent, cohort, model, disposition)
-            attrs = _attr_cache.get(key)
-            if attrs is None:
-                attrs = {cat.DISPOSITION: disposition}
-                if agent is not None:
-                    attrs[cat.AGENT] = agent
-                if cohort is not None:
-                    attrs[cat.COHORT] = cohort
-                if model is not None:
-                    attrs[cat.REQUEST_MODEL] = model
-                if len(_attr_cache) < _RESOLVED_MAX:
-                    _attr_cache[key] = attrs
-            spent.append((float(amount), attrs))
-        for model, n in unpriced.items():
-            uattrs = _unpriced_attrs.get(model)
-            if uattrs is None:
-                uattrs = {cat.REQUEST_MODEL: model} if model is not None else {}
-                if len(_unpriced_attrs) < _RESOLVED_MAX:
-                    _unpriced_attrs[model] = uattrs
-            unpriced_out.append((n, uattrs))
-    _last = (useful, wasted, (sums[cat.USEFUL] + sums[cat.WASTED], sums[cat.WASTED]))
-    return spent, unpriced_out
-
-
-def add_cache_tokens(call: Any, cache_read: int | None, cache_write: int | None) -> None:
-    """Carry an LLM call's cached input counts (parts of its input tokens, as the adapters
-    report them) into the call's attempt in progress, beside its input tokens."""
-    if not ENABLED or not (cache_read or cache_write):
-        return
-    try:
-        model = call.spec.model
-        d = call._cur
-        if d is None:
-            d = call._cur = {}
-        for ttype, n in ((CACHE_READ, cache_read), (CACHE_WRITE, cache_write)):
-            if n:
-                d[(model, ttype)] = d.get((model, ttype), 0) + n
-    except Exception as exc:
-        telemetry_error("cost.cache_tokens", exc)
+    """(dollars, attributes) and (unpriced tokens, attributes) of tokens that just got their
+    disposition (see ``Pricing.priced``)."""
+    p = PRICING.priced(agent, cohort, useful, wasted)
+    return p.spent, p.unpriced

@@ -6,8 +6,9 @@ from . import _catalogue as cat
 from . import _record
 from ._current import CALL, RUN
 from ._guard import telemetry_error, warn_once
+from ._run import reject as reject_in_run
 from ._runtime import T
-from ._tokens import Tokens, count, merge
+from ._tokens import Tokens, count
 
 
 def record_tokens(input: int = 0, output: int = 0, model: str | None = None) -> None:
@@ -32,11 +33,8 @@ def record_tokens(input: int = 0, output: int = 0, model: str | None = None) -> 
             tokens[(model, cat.INPUT)] = i
         if o:
             tokens[(model, cat.OUTPUT)] = o
-        if run is not None:
-            with run._lock:
-                if not run._closed:
-                    merge(run._useful, tokens)
-                    return
+        if run is not None and run.ledger.add_tokens(tokens):
+            return
         if T.active or T.refresh():
             _record.tokens(None, None, tokens, None)
     except Exception as exc:
@@ -55,35 +53,20 @@ def reject(reason: str | None = None) -> None:
     try:
         call = CALL.get()
         if call is not None:
-            call._rejected = True
-            if reason is not None and call.span is not None and call.span.is_recording():
-                call.span.add_event("agentrel.reject", {"agentrel.reject.reason": str(reason)})
+            call.reject(reason)
             return
         run = RUN.get()
         if run is None:
             warn_once("reject:norun", "agentrel.reject() called outside any run or call: ignored")
             return
-        with run._lock:
-            last = None if run._closed else run._last_call  # a closed run's figures are final
-            run._last_call = None
-            if last is not None:
-                _, tokens = last
-                for k, v in tokens.items():
-                    run._useful[k] = run._useful.get(k, 0) - v
-                    run._wasted[k] = run._wasted.get(k, 0) + v
-        if last is None:
+        tool = run.ledger.take_last_call()  # a closed run's figures are final: None
+        if tool is None:
             warn_once(
                 "reject:nocall",
                 "agentrel.reject() found no successful call to reject in run %r: ignored",
                 run.name,
             )
             return
-        run._failure(last[0], cat.REJECTED, 0.0)
-        span = run._span
-        if span is not None and span.is_recording():
-            attrs = {cat.TOOL: last[0]}
-            if reason is not None:
-                attrs["agentrel.reject.reason"] = str(reason)
-            span.add_event("agentrel.reject", attrs)
+        reject_in_run(run, tool, reason)
     except Exception as exc:
         telemetry_error("reject", exc)

@@ -10,10 +10,11 @@ key, the response model of an LLM call, is bounded.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from . import _catalogue as cat
-from . import _cost
+from ._cost import PRICING
 from ._guard import telemetry_error
 from ._outcome import absorbed
 from ._runtime import T
@@ -33,7 +34,8 @@ def tool_call(
     ``gen_ai.execute_tool.duration``."""
     T.tool_attempts.record(attempts, spec._outcome_attrs[outcome], ctx)
     if spec.kind == "tool":
-        T.execute_tool_duration.record(duration, spec.error_attrs(etype), ctx)
+        attrs = spec._name_attrs if etype is None else spec.error_attrs(etype)
+        T.execute_tool_duration.record(duration, attrs, ctx)
 
 
 def unsafe_retry(spec: CallSpec) -> None:
@@ -132,16 +134,26 @@ def run(
     attrs = _run_attr_cache.get(key)
     if attrs is None:
         attrs = _run_attr_cache[key] = {cat.AGENT: name, cat.OUTCOME: outcome, cat.COHORT: cohort}
-    T.run_retry_depth.record(retry_depth, attrs, ctx)
-    T.run_attempts.record(attempts, attrs, ctx)
+    # each point on its own: one failing instrument costs its point, not the others
+    try:
+        T.run_retry_depth.record(retry_depth, attrs, ctx)
+    except Exception as exc:
+        telemetry_error("run.metrics", exc)
+    try:
+        T.run_attempts.record(attempts, attrs, ctx)
+    except Exception as exc:
+        telemetry_error("run.metrics", exc)
     if retry_depth:
-        T.run_recovery_time.record(recovery_time, attrs, ctx)
+        try:
+            T.run_recovery_time.record(recovery_time, attrs, ctx)
+        except Exception as exc:
+            telemetry_error("run.metrics", exc)
     if amplification is not None:
         akey = (name, cohort)
         aattrs = _amp_attr_cache.get(akey)
         if aattrs is None:
             aattrs = _amp_attr_cache[akey] = {cat.AGENT: name, cat.COHORT: cohort}
-        T.run_token_amplification.record(amplification, aattrs, ctx)
+        T.run_token_amplification.record(amplification, aattrs, ctx)  # its caller guards it
 
 
 def failures(failed: Failures, run_failed: bool) -> None:
@@ -157,15 +169,19 @@ _token_attr_cache: dict[tuple[str | None, str | None, str | None, str, str], dic
 
 def tokens(
     agent: str | None, cohort: str | None, useful: Tokens | None, wasted: Tokens | None
-) -> None:
+) -> tuple[Decimal, Decimal] | None:
     """``agentrel.tokens`` by disposition, once the scope that holds them has ended, and,
-    with prices, ``agentrel.cost`` and ``agentrel.cost.unpriced_tokens`` (``_cost``)."""
-    if _cost.ENABLED and (useful or wasted):
+    with prices, ``agentrel.cost`` and ``agentrel.cost.unpriced_tokens`` (priced by
+    ``_cost.PRICING``). Returns the exact (all, wasted) dollars when priced, for the run's
+    span."""
+    usd = None
+    if PRICING.enabled and (useful or wasted):
         try:
-            spent, unpriced = _cost.amounts(agent, cohort, useful, wasted)
-            for dollars, cattrs in spent:
+            priced = PRICING.priced(agent, cohort, useful, wasted)
+            usd = priced.usd
+            for dollars, cattrs in priced.spent:
                 T.cost.add(dollars, cattrs)
-            for n, uattrs in unpriced:
+            for n, uattrs in priced.unpriced:
                 T.cost_unpriced_tokens.add(n, uattrs)
         except Exception as exc:  # a broken price table costs the dollars, not the tokens
             telemetry_error("cost.emit", exc)
@@ -187,6 +203,7 @@ def tokens(
                     attrs[cat.REQUEST_MODEL] = model
                 _token_attr_cache[key] = attrs
             T.tokens.add(n, attrs)
+    return usd
 
 
 # --- issue 13: GenAI per-invocation call counts, cold starts -------------------------------------

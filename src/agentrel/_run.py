@@ -1,31 +1,34 @@
 """Runs (DESIGN §2): one user-visible operation, ``invoke_agent {name}``.
 
 A run counts the attempts and failures of every call inside it, holds their tokens until its
-fate is known, and, when it ends, is classified (``_outcome.run_outcome``) and recorded
-(``_record.run``): retry depth, attempts, recovery time, amplification, the failures by tool
-with their ``absorbed`` value, and every token by disposition.
+fate is known (its ledger: ``_ledger``), and, when it ends, is classified
+(``_outcome.run_outcome``) and recorded (``_record.run``): retry depth, attempts, recovery
+time, amplification, the failures by tool with their ``absorbed`` value, and every token by
+disposition.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+from contextvars import ContextVar
+from decimal import Decimal
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from . import _callcounts, _clock, _cost, _record
+from . import _callcounts, _clock, _record
 from . import _catalogue as cat
 from ._content import exception_content
+from ._cost import PRICING
 from ._current import CALL, RUN
 from ._guard import telemetry_error
-from ._outcome import run_outcome
+from ._ledger import Ledger
 from ._runtime import T
 from ._span import BorrowedSpan
-from ._spec import CallSpec, error_type
-from ._tokens import Tokens, merge, total
+from ._spec import error_type
+from ._tokens import Tokens, total
 
 
 class Run:
@@ -36,78 +39,63 @@ class Run:
     ``budget_ratio``, ``recovery_time``, ``cost_usd``, ``wasted_cost_usd`` (US dollars, with
     prices: docs/metrics.md) and, once the run has finished, ``outcome``. Once ``outcome`` is
     set the figures are final: work that ends after the run (a task or a thread that outlived
-    it) is recorded as work outside any run (docs/reliability.md).
+    it) is recorded as work outside any run (docs/reliability.md). The figures live in the
+    run's ``ledger`` (agentrel's own: every change to them is one of its methods).
     """
 
-    __slots__ = (
-        "_arming",
-        "_closed",
-        "_ctx",
-        "_failed_tools",
-        "_failures",
-        "_kinds",
-        "_last_call",
-        "_lock",
-        "_retried",
-        "_span",
-        "_start",
-        "_useful",
-        "_wasted",
-        "attempts",
-        "cohort",
-        "name",
-        "outcome",
-        "recovery_time",
-        "retry_depth",
-        "token_budget",
-    )
+    __slots__ = ("_arming", "_ctx", "_span", "_start", "cohort", "ledger", "name", "token_budget")
 
     def __init__(self, name: str, cohort: str | None, token_budget: int | None) -> None:
+        self.ledger = Ledger()
         self.name = name
         self.cohort = T.cohort(cohort)
         self.token_budget = token_budget
-        self.attempts = 0
-        self.retry_depth = 0
-        self.recovery_time = 0.0
-        self.outcome: str | None = None
-        self._retried = False
-        self._failures: dict[tuple[str, str], int] = {}
-        self._failed_tools: set[str] = set()
-        self._kinds: dict[str, int] = {}  # attempts by call kind (GenAI semconv call counts)
-        self._useful: Tokens = {}
-        self._wasted: Tokens = {}
-        self._last_call: tuple[str, Tokens] | None = None
-        self._lock = threading.Lock()
         self._span: Span | None = None
         self._ctx: Any = None
         self._start = _clock.now()
         self._arming = False  # counted in ``T.armed`` (by ``open_run``) until it finishes
-        # Classified: its figures are final. Work that ends later (a task or thread that
-        # outlived the run) is recorded as work outside any run (``_call._hand_over``).
-        self._closed = False
 
     # -- live figures ------------------------------------------------------------------------
+    @property
+    def attempts(self) -> int:
+        """Attempts of the calls in the run so far (failed ones and retries included)."""
+        return self.ledger.attempts
+
+    @property
+    def retry_depth(self) -> int:
+        """Failures absorbed or not inside the run so far."""
+        return self.ledger.retry_depth
+
+    @property
+    def recovery_time(self) -> float:
+        """Seconds spent in failed attempts and backoff waits so far."""
+        return self.ledger.recovery_time
+
+    @property
+    def outcome(self) -> str | None:
+        """``success`` / ``recovered`` / ``exhausted`` / ``failed`` once the run has finished."""
+        return self.ledger.outcome
+
     @property
     def useful_tokens(self) -> int:
         """Tokens on the path that produced the answer so far (all of them wasted if the run
         fails)."""
-        return total(self._useful)
+        return self.ledger.useful_tokens
 
     @property
     def wasted_tokens(self) -> int:
         """Tokens spent on failed, rejected or thrown-away work."""
-        return total(self._wasted)
+        return self.ledger.wasted_tokens
 
     @property
     def tokens(self) -> int:
         """All tokens recorded in this run."""
-        return self.useful_tokens + self.wasted_tokens
+        return self.ledger.tokens
 
     @property
     def token_amplification(self) -> float | None:
         """All tokens ÷ useful tokens (1.0 = nothing wasted); ``None`` with no useful tokens."""
-        useful = self.useful_tokens
-        return (useful + self.wasted_tokens) / useful if useful else None
+        return self.ledger.token_amplification
 
     @property
     def budget_ratio(self) -> float | None:
@@ -117,12 +105,28 @@ class Run:
     @property
     def cost_usd(self) -> float | None:
         """US dollars of all tokens so far (priced models only; ``None`` without prices)."""
-        return _cost.run_cost(self, wasted_only=False)
+        return self._usd(wasted_only=False)
 
     @property
     def wasted_cost_usd(self) -> float | None:
         """US dollars of the wasted tokens so far (``None`` without prices)."""
-        return _cost.run_cost(self, wasted_only=True)
+        return self._usd(wasted_only=True)
+
+    def _usd(self, wasted_only: bool) -> float | None:
+        try:
+            useful, wasted = self.ledger.token_tallies()
+            figures = PRICING.usd(useful, wasted)
+        except Exception as exc:
+            telemetry_error("cost.run", exc)
+            return None
+        if figures is None:
+            return None
+        return float(figures[1] if wasted_only else figures[0])
+
+    def add_recovery_time(self, seconds: float) -> None:
+        """A backoff wait inside the run (the one place recovery time grows besides failed
+        attempts)."""
+        self.ledger.add_recovery_time(seconds)
 
     def __repr__(self) -> str:
         return (
@@ -130,69 +134,144 @@ class Run:
             f"retry_depth={self.retry_depth} tokens={self.tokens}>"
         )
 
-    # -- bookkeeping -------------------------------------------------------------------------
-    def _attempt_started(self, spec: CallSpec, first_of_call: bool) -> bool:
-        """Count an attempt; return True when it is a retry of a non-idempotent tool that
-        already failed in this run (the agent loop calling it again). Not counted once the run
-        has closed."""
-        with self._lock:
-            if self._closed:
-                return False
-            self.attempts += 1
-            self._kinds[spec.kind] = self._kinds.get(spec.kind, 0) + 1
-            if self.retry_depth:
-                self._retried = True
-            return first_of_call and not spec.idempotent and spec.name in self._failed_tools
+    # -- what the core reads ----------------------------------------------------------------
+    @property
+    def context(self) -> Any:
+        """The OpenTelemetry context holding the run's span (``None`` without one)."""
+        return self._ctx
 
-    def add_recovery_time(self, seconds: float) -> None:
-        """A backoff wait inside the run (the one place recovery time grows besides failed
-        attempts)."""
-        with self._lock:
-            if not self._closed:
-                self.recovery_time += seconds
+    @property
+    def span(self) -> Span | None:
+        """The run's span (``None`` when not recording)."""
+        return self._span
 
-    def _failure(self, name: str, etype: str, wasted_time: float) -> bool:
-        """Count a failure of the run; False (nothing counted) once the run has closed."""
-        with self._lock:
-            if self._closed:
-                return False
-            self.retry_depth += 1
-            self.recovery_time += wasted_time
-            key = (name, etype)
-            self._failures[key] = self._failures.get(key, 0) + 1
-            self._failed_tools.add(name)
-            return True
+
+def reject(run: Run, tool: str, reason: str | None) -> None:
+    """Count the rejection of a finished call of ``run`` (``error.type="rejected"`` under its
+    name) and put it on the run's span: the one place a run's rejection is written."""
+    run.ledger.count_failure(tool, cat.REJECTED, 0.0)
+    span = run._span
+    if span is not None and span.is_recording():
+        attrs = {cat.TOOL: tool}
+        if reason is not None:
+            attrs["agentrel.reject.reason"] = str(reason)
+        span.add_event("agentrel.reject", attrs)
+
+
+#: The open entries of run scopes in this context, innermost last: (scope, run, saved).
+#: Per context, not on the scope object, so one ``agentrel.run(...)`` object entered by many
+#: asyncio tasks or threads at once (or nested in itself) gives each entry its own run.
+_Entry = tuple["RunScope", Run | None, Any]
+#: The open entries of run scopes in this context, innermost first, as a linked list
+#: (entry, the rest): (scope, the run it opened or None, what ``leave_run`` needs). Per
+#: context, not on the scope object, so one ``agentrel.run(...)`` object entered by many
+#: asyncio tasks or threads at once (or nested in itself) gives each entry its own run.
+_Entries = tuple[_Entry, Any] | None
+_ENTRIES: ContextVar[_Entries] = ContextVar("agentrel.run_scopes", default=None)
 
 
 class RunScope:
-    """``with agentrel.run(name) as run:`` / ``async with``: opens a run, yields its handle."""
+    """``with agentrel.run(name) as run:`` / ``async with``: opens a run, yields its handle.
 
-    __slots__ = ("_budget", "_cohort", "_name", "_run", "_saved")
+    Each entry is its own run, as each call of an ``@agentrel.agent`` function is: the same
+    object may be entered by concurrent tasks and threads, and nested in itself. ``join``: a
+    run already current outside any call is joined instead (no run of its own);
+    ``on_span``: record onto that span (see ``open_run``)."""
 
-    def __init__(self, name: str, cohort: str | None, token_budget: int | None) -> None:
+    __slots__ = ("_budget", "_cohort", "_join", "_name", "_on", "_open")
+
+    def __init__(
+        self,
+        name: str,
+        cohort: str | None,
+        token_budget: int | None,
+        join: bool = False,
+        on_span: Span | None = None,
+    ) -> None:
         self._name = name
         self._cohort = cohort
         self._budget = token_budget
-        self._run: Run | None = None
-        self._saved: Any = None
+        self._join = join
+        self._on = on_span
+        #: this object's open entries, in case one is exited in another context
+        self._open: list[_Entry] = []
 
-    def __enter__(self) -> Run:
-        run = self._run = open_run(self._name, self._cohort, self._budget)
-        self._saved = enter_run(run)
-        return run
+    def open(self) -> tuple[Run | None, bool]:
+        """Enter: (the run, whether this entry opened it). ``(None, False)`` when a run could
+        not open (counted as a telemetry error)."""
+        run: Run | None = None
+        opened = False
+        saved: Any = None
+        if self._join and CALL.get() is None:
+            run = RUN.get()
+        if run is None:
+            try:
+                run = open_run(self._name, self._cohort, self._budget, self._on)
+                saved = enter_run(run)
+                opened = True
+            except Exception as exc:
+                telemetry_error("run.start", exc)
+                run = None
+        entry = (self, run if opened else None, saved)
+        _ENTRIES.set((entry, _ENTRIES.get()))
+        self._open.append(entry)
+        return run, opened
 
-    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
-        run, saved = self._run, self._saved
-        self._run = self._saved = None
+    def close(self, exc: BaseException | None) -> None:
+        """Exit this scope's innermost entry in this context: finish the run it opened."""
+        top = _ENTRIES.get()
+        entry = None
+        if top is not None and top[0][0] is self:  # the usual case: the innermost entry
+            entry = top[0]
+            _ENTRIES.set(top[1])
+        elif top is not None:  # an inner entry of another scope is still open: unlink ours
+            kept: list[_Entry] = []
+            node: _Entries = top
+            while node is not None:
+                if node[0][0] is self:
+                    entry = node[0]
+                    rest = node[1]
+                    for e in reversed(kept):
+                        rest = (e, rest)
+                    _ENTRIES.set(rest)
+                    break
+                kept.append(node[0])
+                node = node[1]
+        opened = self._open
+        if entry is None:  # exited in another context than it was entered in (a test
+            try:  # fixture's set-up and teardown): the object's most recent open entry
+                entry = opened.pop()
+            except IndexError:
+                return
+            if entry[1] is not None:  # its context is not this one: nothing to restore here
+                finish_run(entry[1], exc)
+            return
+        if opened[-1] is entry:
+            opened.pop()
+        else:
+            for i in range(len(opened) - 2, -1, -1):
+                if opened[i] is entry:
+                    del opened[i]
+                    break
+        run, saved = entry[1], entry[2]
         if run is not None:
             finish_run(run, exc)
             leave_run(saved)
+
+    def __enter__(self) -> Run:
+        run, _ = self.open()
+        if run is None:  # pragma: no cover - open_run guards its own telemetry
+            run = Run(self._name, self._cohort, self._budget)
+        return run
+
+    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
+        self.close(exc)
 
     async def __aenter__(self) -> Run:
         return self.__enter__()
 
     async def __aexit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
-        self.__exit__(et, exc, tb)
+        self.close(exc)
 
 
 def open_run(name: str, cohort: str | None, budget: int | None, on_span: Span | None = None) -> Run:
@@ -265,58 +344,126 @@ def finish_run(run: Run, exc: BaseException | None) -> None:
 
 
 def _finish_run(run: Run, exc: BaseException | None) -> None:
+    """Settle the ledger first (plain Python), then emit: each emission guarded on its own,
+    the span ended whatever failed before it. Without a provider there is nothing to emit
+    (the instruments are no-ops): the run's figures are kept all the same."""
     failed = exc is not None
-    with run._lock:
-        if failed:  # a failed run wastes every token inside it
-            merge(run._wasted, run._useful)
-            run._useful = {}
-        outcome = run.outcome = run_outcome(failed, run._retried, run.retry_depth)
-        run._closed = True
-        failures = run._failures
-        useful, wasted = run._useful, run._wasted
-    amplification = None
-    if useful and not failed:
-        amplification = (total(useful) + total(wasted)) / total(useful)
-    try:
-        _record.run(
-            run.name,
-            run.cohort,
-            outcome,
-            run.retry_depth,
-            run.attempts,
-            run.recovery_time,
-            amplification,
-            run._ctx,
-        )
-        _callcounts.record(run)
+    ledger = run.ledger
+    outcome, failures, useful, wasted, kinds = ledger.close(failed)
+    tu, tw = total(useful), total(wasted)
+    amplification = (tu + tw) / tu if tu and not failed else None
+    usd: tuple[Decimal, Decimal] | None = None
+    if T.active:
+        ctx = run._ctx
+        try:
+            _record.run(
+                run.name,
+                run.cohort,
+                outcome,
+                ledger.retry_depth,
+                ledger.attempts,
+                ledger.recovery_time,
+                amplification,
+                ctx,
+            )
+        except Exception as err:
+            telemetry_error("run.metrics", err)
+        try:
+            _callcounts.record(run.name, kinds, ctx)
+        except Exception as err:
+            telemetry_error("run.metrics", err)
         if failures:
-            _record.failures(failures, failed)
-        _record.tokens(run.name, run.cohort, useful, wasted)
-    except Exception as err:  # a broken meter must not leave the run span open
-        telemetry_error("run.metrics", err)
+            try:
+                _record.failures(failures, failed)
+            except Exception as err:
+                telemetry_error("run.metrics", err)
+        try:
+            usd = _record.tokens(run.name, run.cohort, useful, wasted)
+        except Exception as err:
+            telemetry_error("run.metrics", err)
     span = run._span
-    if span is not None:
+    if span is None:
+        return
+    try:
         if span.is_recording():
-            sattrs: dict[str, Any] = {
-                cat.OUTCOME: outcome,
-                "agentrel.run.retry_depth": run.retry_depth,
-                "agentrel.run.attempts": run.attempts,
-                "agentrel.run.tokens": run.tokens,
-                "agentrel.run.wasted_tokens": run.wasted_tokens,
-            }
-            if amplification is not None:
-                sattrs["agentrel.run.token_amplification"] = amplification
-            if run.budget_ratio is not None:
-                sattrs["agentrel.run.token_budget_ratio"] = run.budget_ratio
-            if _cost.ENABLED:  # agentrel.run.cost_usd / wasted_cost_usd
-                _cost.span_attrs(sattrs, useful, wasted)
+            attrs = _run_span_attributes(run, outcome, amplification, tu, tw)
+            if PRICING.enabled:
+                _run_span_cost(attrs, useful, wasted, usd)
             if exc is not None:
-                et = error_type(exc)
-                sattrs[cat.ERROR_TYPE] = et
-                span.set_status(Status(StatusCode.ERROR, et))
-                if T.capture_content:
-                    message = exception_content(exc)
-                    if message is not None:
-                        sattrs["exception.message"] = message
-            span.set_attributes(sattrs)
+                _run_span_error(span, attrs, exc)
+            span.set_attributes(attrs)
+    except Exception as err:
+        telemetry_error("run.span", err)
+    finally:
         span.end()
+
+
+def _run_span_attributes(
+    run: Run, outcome: str, amplification: float | None, tu: int, tw: int
+) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        cat.OUTCOME: outcome,
+        "agentrel.run.retry_depth": run.ledger.retry_depth,
+        "agentrel.run.attempts": run.ledger.attempts,
+        "agentrel.run.tokens": tu + tw,
+        "agentrel.run.wasted_tokens": tw,
+    }
+    if amplification is not None:
+        attrs["agentrel.run.token_amplification"] = amplification
+    if run.token_budget:
+        attrs["agentrel.run.token_budget_ratio"] = (tu + tw) / run.token_budget
+    return attrs
+
+
+def _run_span_cost(
+    attrs: dict[str, Any], useful: Tokens, wasted: Tokens, usd: tuple[Decimal, Decimal] | None
+) -> None:
+    """``agentrel.run.cost_usd`` / ``wasted_cost_usd``: the dollars the run's tokens were
+    recorded with, or priced now (no tokens were priced at the end, or the meter failed)."""
+    if usd is None:
+        usd = PRICING.usd(useful, wasted)
+    if usd is not None:
+        attrs["agentrel.run.cost_usd"] = float(usd[0])
+        attrs["agentrel.run.wasted_cost_usd"] = float(usd[1])
+
+
+def _run_span_error(span: Span, attrs: dict[str, Any], exc: BaseException) -> None:
+    et = error_type(exc)
+    attrs[cat.ERROR_TYPE] = et
+    span.set_status(Status(StatusCode.ERROR, et))
+    if T.capture_content:
+        message = exception_content(exc)
+        if message is not None:
+            attrs["exception.message"] = message
+
+
+class RunActivation:
+    """``with activate(run):``: see ``activate``."""
+
+    __slots__ = ("_run", "_saved")
+
+    def __init__(self, run: Run | None) -> None:
+        self._run = run
+        self._saved: Any = None
+
+    def __enter__(self) -> None:
+        if self._run is not None:
+            try:
+                self._saved = enter_run(self._run)
+            except Exception as exc:
+                telemetry_error("run.context", exc)
+
+    def __exit__(self, *exc_info: object) -> None:
+        saved, self._saved = self._saved, None
+        if saved is not None:
+            leave_run(saved)
+
+
+def activate(run: Run | None) -> RunActivation:
+    """``with activate(run):`` makes ``run`` (opened by ``run_scope`` and not yet finished)
+    the current run, with no current call, for the block only; ``None`` does nothing.
+
+    For integrations whose run spans the steps of a generator (a framework's ``stream()``):
+    open the run once, and activate it around each step, so the run is current while the
+    framework works and not in the consumer's code between chunks."""
+    return RunActivation(run)

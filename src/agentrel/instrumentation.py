@@ -16,19 +16,26 @@ and what a third-party integration should use. Nothing here needs a private impo
                 call.next_attempt()                     # ... attempt 2
                 return search(args)
 
-* ``call(spec)`` opens one logical call (``execute_tool {name}`` or ``chat {model}``) and its
-  first attempt, and makes it current; an exception leaving the block fails the call and
-  propagates unchanged. With nothing to record (no SDK configured, no run open) it costs one
-  check and yields an inert handle whose methods do nothing.
-* ``run_scope(name)`` opens a run (``invoke_agent {name}``), or, with ``join=True`` and a run
-  already current outside any call, joins that run instead of counting a second one.
-* Lower level, for integrations whose attempts are not one block (a retry loop driven by
-  hooks): ``start(spec)`` opens a call without making it current, ``handle.enter()`` /
-  ``leave(saved)`` make it current around each piece of work, ``handle.finish(exc)`` ends it.
-* Every method of the handles runs under agentrel's guard: a failure of telemetry is counted
-  (``agentrel.telemetry_errors()``) and logged once, never raised into the host.
+Thin handles over the core's call and run scopes; every name in ``__all__``:
 
-The counting rules the handles follow are those of shared/DESIGN.md §2 (docs/api.md).
+* Specs: ``tool_spec``, ``llm_spec``, ``fallback_spec`` build a ``CallSpec``.
+* Calls: ``call`` / ``call_on_span`` (a ``CallScope``), ``start``, ``leave``,
+  ``current_call``, all yielding or returning a ``CallHandle``; ``reject_finished``.
+* Runs: ``run_scope`` / ``run_scope_on_span`` (a ``RunScope``, the core's one run scope
+  type, yielding a ``RunHandle``), ``activate``, ``current_run``, ``on_run_finish``, ``Run``.
+* Recording: ``record_retry_wait``, ``record_fallback``, ``record_tokens`` and ``reject`` (as
+  ``agentrel.record_tokens`` / ``agentrel.reject``), ``is_recording``.
+* The guard: ``report_error``, ``warn_once``, ``logger`` (the ``agentrel`` logger),
+  ``flags`` (a guarded ``failure_when``), ``error_type`` (the ``error.type`` rules),
+  ``tracer``, ``SettleQueue`` (GC-safe queue of abandoned work); ``RESULT_FLAGGED`` and
+  ``REJECTED``, two ``error.type`` values.
+* LLM adapters: ``register_llm_adapter``; ``Adapter``, ``Usage`` and the call shapes
+  ``CREATE``, ``RAW``, ``STREAM`` are what an adapter is made of (see
+  ``agentrel.integrations.openai``).
+
+Every method of the handles is guarded (a telemetry failure is counted and logged once,
+never raised into the host); with nothing to record a call costs one check and its handle
+is inert. The counting rules are in docs/api.md.
 """
 
 from __future__ import annotations
@@ -36,15 +43,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import _call, _record
+from . import _call, _record, _run
 from . import _catalogue as cat
 from ._call import Call, enter, finish_call, start_call
 from ._current import CALL, RUN, current_run, quiet
+from ._decorators import ToolMeta, check_run_args
 from ._guard import flags, logger, telemetry_error, warn_once
 from ._instrumentor import BaseInstrumentor, JoinedCall, join_call, join_or_start, qualified_name
 from ._llm import ADAPTERS, CREATE, RAW, STREAM, Adapter, Usage
 from ._marks import record_tokens, reject
-from ._run import Run, before_run_finish, enter_run, finish_run, leave_run, open_run
+from ._run import Run, activate, before_run_finish
 from ._runtime import T
 from ._settle import SettleQueue
 from ._spec import CallSpec, error_type
@@ -72,6 +80,7 @@ __all__ = [
     "RunScope",
     "SettleQueue",
     "Usage",
+    "activate",
     "call",
     "call_on_span",
     "current_call",
@@ -142,8 +151,6 @@ def tool_spec(
     ``agentrel inventory`` (for names an integration derives at run time). Bad metadata
     raises ``TypeError`` here.
     """
-    from ._decorators import ToolMeta
-
     meta = ToolMeta(
         name,
         system=system,
@@ -201,6 +208,13 @@ class CallHandle:
             return "<agentrel call (inert)>"
         return f"<agentrel call {c.spec.name!r} attempt={c.attempt} outcome={self.outcome}>"
 
+    def _failed(self, site: str, err: Exception) -> None:
+        """A telemetry error in a method: counted under ``site``, or raised (``guarded=False``)
+        into the integration's own guard."""
+        if not self._guarded:
+            raise err
+        telemetry_error(site, err)
+
     # -- what it is ------------------------------------------------------------------------
     @property
     def recording(self) -> bool:
@@ -209,6 +223,7 @@ class CallHandle:
 
     @property
     def name(self) -> str | None:
+        """The call's name (its spec's); ``None`` when inert."""
         return self._call.spec.name if self._call is not None else None
 
     @property
@@ -219,7 +234,7 @@ class CallHandle:
     @property
     def attempt_open(self) -> bool:
         """Whether an attempt is in progress (not yet closed as failed or successful)."""
-        return self._call is not None and self._call._open
+        return self._call is not None and self._call.attempt_open
 
     @property
     def span(self) -> Any:
@@ -256,9 +271,7 @@ class CallHandle:
         try:
             c.attempt_failed(exc, error)
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("call.attempt", err)
+            self._failed("call.attempt", err)
 
     def next_attempt(self, *, starts_in: float = 0.0) -> None:
         """Open the next attempt (a retry); ``starts_in``: seconds from now at which it really
@@ -269,11 +282,9 @@ class CallHandle:
         try:
             c.begin_attempt()
             if starts_in:
-                c._attempt_start += starts_in
+                c.shift_attempt_start(starts_in)
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("call.attempt", err)
+            self._failed("call.attempt", err)
 
     def retry_wait(self, seconds: float) -> None:
         """A backoff wait before the next attempt (``agentrel.retry.delay``, and the run's
@@ -284,9 +295,7 @@ class CallHandle:
         try:
             c.record_delay(float(seconds))
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("call.delay", err)
+            self._failed("call.delay", err)
 
     # -- what it produced ------------------------------------------------------------------
     def add_tokens(self, input: int = 0, output: int = 0, model: str | None = None) -> None:
@@ -298,9 +307,7 @@ class CallHandle:
         try:
             c.add_tokens(model, count(input, "input"), count(output, "output"))
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("record_tokens", err)
+            self._failed("record_tokens", err)
 
     def set_response_model(self, model: str | None) -> None:
         """The model that answered (LLM calls: ``gen_ai.response.model``)."""
@@ -324,13 +331,9 @@ class CallHandle:
         if c is None:
             return
         try:
-            c._rejected = True
-            if reason is not None and c.span is not None and c.span.is_recording():
-                c.span.add_event("agentrel.reject", {"agentrel.reject.reason": str(reason)})
+            c.reject(reason)
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("reject", err)
+            self._failed("reject", err)
 
     def waste(self) -> None:
         """After the call ended successfully: its output was thrown away later (a model
@@ -343,9 +346,7 @@ class CallHandle:
         try:
             _call.waste(c)
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("call.waste", err)
+            self._failed("call.waste", err)
 
     # -- lower level: making it current, ending it -----------------------------------------
     def enter(self) -> Any:
@@ -357,9 +358,7 @@ class CallHandle:
         try:
             return enter(c)
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("call.context", err)
+            self._failed("call.context", err)
             return None
 
     def finish(self, exc: BaseException | None = None, *, flagged: bool = False) -> str | None:
@@ -371,9 +370,7 @@ class CallHandle:
         try:
             self.outcome = finish_call(c, exc, flagged)
         except Exception as err:
-            if not self._guarded:
-                raise
-            telemetry_error("call.finish", err)
+            self._failed("call.finish", err)
         return self.outcome
 
 
@@ -505,7 +502,7 @@ def record_retry_wait(seconds: float, *, tool: str) -> None:
         if quiet():
             return
         r = RUN.get()
-        _record.retry_delay(wait, None, tool, r._ctx if r is not None else None)
+        _record.retry_delay(wait, None, tool, r.context if r is not None else None)
         if r is not None:
             r.add_recovery_time(wait)
     except Exception as exc:
@@ -535,44 +532,17 @@ class RunHandle:
         self.opened = opened
 
 
-class RunScope:
-    """``with run_scope(name) as handle:`` / ``async with``: see ``run_scope``."""
+class RunScope(_run.RunScope):
+    """``with run_scope(name) as handle:`` / ``async with``: the core's run scope (each entry
+    its own run), yielding a :class:`RunHandle`; see ``run_scope``."""
 
-    __slots__ = ("_budget", "_cohort", "_join", "_name", "_on", "_run", "_saved")
+    __slots__ = ()
 
-    def __init__(
-        self, name: str, cohort: str | None, budget: int | None, join: bool, on_span: Any = None
-    ) -> None:
-        self._name, self._cohort, self._budget, self._join = name, cohort, budget, join
-        self._on = on_span
-        self._run: Run | None = None
-        self._saved: Any = None
+    def __enter__(self) -> RunHandle:  # type: ignore[override]
+        return RunHandle(*self.open())
 
-    def __enter__(self) -> RunHandle:
-        current = RUN.get()
-        if self._join and current is not None and CALL.get() is None:
-            return RunHandle(current, False)
-        try:
-            r = self._run = open_run(self._name, self._cohort, self._budget, self._on)
-            self._saved = enter_run(r)
-        except Exception as exc:
-            telemetry_error("run.start", exc)
-            self._run = None
-            return RunHandle(None, False)
-        return RunHandle(r, True)
-
-    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
-        r, saved = self._run, self._saved
-        self._run = self._saved = None
-        if r is not None:
-            finish_run(r, exc)
-            leave_run(saved)
-
-    async def __aenter__(self) -> RunHandle:
-        return self.__enter__()
-
-    async def __aexit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
-        self.__exit__(et, exc, tb)
+    async def __aenter__(self) -> RunHandle:  # type: ignore[override]
+        return RunHandle(*self.open())
 
 
 def run_scope(
@@ -589,10 +559,8 @@ def run_scope(
     one user-visible operation is one run. Inside a tool call a new, independent run opens
     (a sub-agent), as nested ``agentrel.run`` blocks do.
     """
-    from ._decorators import check_run_args
-
     check_run_args(name, cohort, token_budget)
-    return RunScope(name, cohort, token_budget, join)
+    return RunScope(name, cohort, token_budget, join=join)
 
 
 def run_scope_on_span(
@@ -606,10 +574,8 @@ def run_scope_on_span(
     """Like ``run_scope(name)``, but the run's span is ``span``, the framework's own current
     ``invoke_agent`` span (see ``call_on_span``): the run's outcome, retry depth, attempts and
     tokens go on it as attributes; agentrel does not end it."""
-    from ._decorators import check_run_args
-
     check_run_args(name, cohort, token_budget)
-    return RunScope(name, cohort, token_budget, join, span)
+    return RunScope(name, cohort, token_budget, join=join, on_span=span)
 
 
 def on_run_finish(hook: Callable[[Run], None]) -> Callable[[], None]:
@@ -637,34 +603,3 @@ def register_llm_adapter(module: str, factory: Callable[[Any], Adapter | None]) 
     if module in ADAPTERS and ADAPTERS[module] is not factory:
         warn_once("adapter:" + module, "agentrel: LLM adapter for %r replaced", module)
     ADAPTERS[module] = factory
-
-
-# --- added for the LangGraph integration (issue 11): make an open run current for a block ----
-class _RunActivation:
-    __slots__ = ("_run", "_tokens")
-
-    def __init__(self, run: Run | None) -> None:
-        self._run = run
-        self._tokens: Any = None
-
-    def __enter__(self) -> None:
-        if self._run is not None:
-            try:
-                self._tokens = enter_run(self._run)
-            except Exception as exc:
-                telemetry_error("run.context", exc)
-
-    def __exit__(self, *exc_info: object) -> None:
-        tokens, self._tokens = self._tokens, None
-        if tokens is not None:
-            leave_run(tokens)
-
-
-def activate(run: Run | None) -> _RunActivation:
-    """``with activate(run):`` makes ``run`` (opened by ``run_scope`` and not yet finished)
-    the current run, with no current call, for the block only; ``None`` does nothing.
-
-    For integrations whose run spans the steps of a generator (a framework's ``stream()``):
-    open the run once, and activate it around each step, so the run is current while the
-    framework works and not in the consumer's code between chunks."""
-    return _RunActivation(run)

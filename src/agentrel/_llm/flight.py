@@ -11,7 +11,7 @@ from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from .. import _catalogue as cat
-from .. import _clock, _cost
+from .. import _clock
 from .._call import Call, enter, finish_call, leave, start_call
 from .._content import set_content
 from .._guard import telemetry_error, warn_once
@@ -174,7 +174,7 @@ class Flight:
             usage = self.usage
             if usage is not None:
                 call.add_tokens(None, usage.input, usage.output)
-                _cost.add_cache_tokens(call, usage.cache_read, usage.cache_creation)
+                call.add_cache_tokens(usage.cache_read, usage.cache_creation)
                 call.response_model = usage.model
                 extras = {
                     k: v
