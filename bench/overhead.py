@@ -233,7 +233,7 @@ def bench_configured(tp: Any, mp: Any) -> None:
 
 
 def bench_issue13() -> None:
-    """Issue 13 on the tool hot path: the cold-start check (one set lookup per call) and the
+    """Cost and cold starts on the tool hot path: the cold-start check (one set lookup per call) and the
     semconv call counts (two histogram records per run), same process."""
     import agentrel
     from agentrel import _callcounts, _coldstart

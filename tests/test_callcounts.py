@@ -1,4 +1,4 @@
-"""Issue 13: GenAI semconv ``gen_ai.invoke_agent.tool_calls`` / ``.inference_calls``."""
+"""GenAI semconv ``gen_ai.invoke_agent.tool_calls`` / ``.inference_calls``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 13: the first call of each tool / LLM call in a process (``agentrel.cold_start``)."""
+"""The first call of each tool / LLM call in a process (``agentrel.cold_start``)."""
 
 from __future__ import annotations
 

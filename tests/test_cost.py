@@ -1,4 +1,4 @@
-"""Issue 13: what self-healing costs in dollars (``agentrel.cost``, ``Run.cost_usd``).
+"""What self-healing costs in dollars (``agentrel.cost``, ``Run.cost_usd``).
 
 Every figure is computed by hand from a fixed price table with Decimal arithmetic; agentrel
 rounds once, from the exact Decimal sum to the nearest float, so the assertions are ``==``.

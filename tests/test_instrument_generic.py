@@ -117,6 +117,21 @@ def test_bad_tools_fail_at_instrument_time(tools: dict[str, object], match: str)
         agentrel.instrument(SearchClient(), tools=tools)  # type: ignore[arg-type]
 
 
+def test_a_method_already_decorated_is_a_type_error_at_instrument_time() -> None:
+    """A method that is already an ``@agentrel.tool`` is refused in ``tools=`` (each call
+    would be counted twice), before anything is wrapped."""
+
+    class Decorated:
+        @agentrel.tool
+        def search(self, q: str) -> str:
+            return q
+
+    client = Decorated()
+    with pytest.raises(TypeError, match="already decorated by agentrel"):
+        agentrel.instrument(client, tools={"search": {}})
+    assert client.search("x") == "x"
+
+
 def test_unknown_client_without_tools_is_a_type_error() -> None:
     """An object agentrel does not know needs tools=."""
     with pytest.raises(TypeError, match="tools="):

@@ -1,4 +1,4 @@
-"""The scope model of DESIGN §2, pinned to exact values for scripted scenarios."""
+"""The scope model (docs/concepts.md), pinned to exact values for scripted scenarios."""
 
 from __future__ import annotations
 
@@ -399,7 +399,7 @@ steps = st.lists(st.sampled_from(["ok", "raise", "flag"]), min_size=0, max_size=
 @given(plan=steps, run_fails=st.booleans())
 def test_scripted_loops_property(plan: list[str], run_fails: bool) -> None:
     """For any sequence of tool outcomes: depth = failures, attempts = calls, failures are
-    absorbed exactly when the run succeeds, and the outcome follows DESIGN §2."""
+    absorbed exactly when the run succeeds, and the outcome follows docs/concepts.md."""
     it = iter(plan)
 
     @agentrel.tool(failure_when=lambda r: r == "flag")

@@ -14,6 +14,8 @@ from agentrel import _catalogue as cat
 DOC = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
 BEGIN = "<!-- BEGIN GENERATED: tools/metrics_doc.py -->"
 END = "<!-- END GENERATED -->"
+SPANS_BEGIN = "<!-- BEGIN GENERATED SPANS: tools/metrics_doc.py -->"
+SPANS_END = "<!-- END GENERATED SPANS -->"
 
 _COHORT_VALUES = (
     "cohort from the `configure(cohorts=)` allowlist; `other` if not listed; `none` if not given"
@@ -63,10 +65,33 @@ def render() -> str:
     return "\n".join(out)
 
 
+def render_spans() -> str:
+    """The span attributes and events of the catalogue (``SPAN_ATTRIBUTES``, ``SPAN_EVENTS``)."""
+    out = [
+        SPANS_BEGIN,
+        "",
+        "| span attribute | on | holds |",
+        "| --- | --- | --- |",
+    ]
+    for s in cat.SPAN_ATTRIBUTES:
+        opt = " (only with `capture_content=True`)" if s.opt_in else ""
+        out.append(f"| `{s.name}` | {s.on} | {s.meaning}{opt} |")
+    out += ["", "| span event | on, with | marks |", "| --- | --- | --- |"]
+    for s in cat.SPAN_EVENTS:
+        out.append(f"| `{s.name}` | {s.on} | {s.meaning} |")
+    out += ["", SPANS_END]
+    return "\n".join(out)
+
+
+def _replace(text: str, begin: str, end: str, block: str) -> str:
+    start, stop = text.index(begin), text.index(end) + len(end)
+    return text[:start] + block + text[stop:]
+
+
 def main() -> int:
     text = DOC.read_text()
-    start, end = text.index(BEGIN), text.index(END) + len(END)
-    new = text[:start] + render() + text[end:]
+    new = _replace(text, BEGIN, END, render())
+    new = _replace(new, SPANS_BEGIN, SPANS_END, render_spans())
     if "--check" in sys.argv:
         if new != text:
             print("docs/metrics.md is out of date: run python tools/metrics_doc.py")

@@ -1,5 +1,5 @@
-"""Calls (DESIGN §2): one logical tool or LLM call, ``execute_tool {name}`` / ``chat {model}``,
-and the attempts inside it.
+"""Calls (docs/concepts.md): one logical tool or LLM call, ``execute_tool {name}`` /
+``chat {model}``, and the attempts inside it.
 
 Counting rules (each one pinned by tests/test_semantics.py):
 
@@ -148,9 +148,7 @@ class Call:
             telemetry_error("call.metrics", err)
         if self.span is not None:
             try:
-                self.span.add_event(
-                    "agentrel.unsafe_retry", {"agentrel.attempt.number": self.attempt}
-                )
+                self.span.add_event(cat.EVENT_UNSAFE_RETRY, {cat.ATTEMPT_NUMBER: self.attempt})
             except Exception as err:
                 telemetry_error("call.span", err)
         warn_once(
@@ -226,19 +224,19 @@ class Call:
             if span is None or not span.is_recording():
                 return
             attrs: dict[str, Any] = {
-                "agentrel.attempt.number": self.attempt,
-                "agentrel.attempt.duration": duration,
+                cat.ATTEMPT_NUMBER: self.attempt,
+                cat.ATTEMPT_DURATION: duration,
             }
             if etype is not None:
                 attrs[cat.ERROR_TYPE] = etype
             if exc is not None and T.capture_content:
                 message = exception_content(exc)
                 if message is not None:
-                    attrs["exception.message"] = message
+                    attrs[cat.EXCEPTION_MESSAGE] = message
             if self._delay is not None:
-                attrs["agentrel.retry.delay"] = self._delay
+                attrs[cat.ATTEMPT_RETRY_DELAY] = self._delay
                 self._delay = None
-            span.add_event("agentrel.attempt", attrs)
+            span.add_event(cat.EVENT_ATTEMPT, attrs)
         except Exception as err:
             telemetry_error("call.span", err)
 
@@ -302,7 +300,7 @@ class Call:
         self._rejected = True
         span = self.span
         if reason is not None and span is not None and span.is_recording():
-            span.add_event("agentrel.reject", {"agentrel.reject.reason": str(reason)})
+            span.add_event(cat.EVENT_REJECT, {cat.REJECT_REASON: str(reason)})
 
     def _take_child(
         self, child: Call, exc: BaseException | None, useful: Tokens | None, wasted: Tokens | None
@@ -405,13 +403,13 @@ def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) ->
     if span is not None:
         try:
             if span.is_recording():
-                attrs = {cat.OUTCOME: outcome, "agentrel.call.attempts": call.attempt}
+                attrs = {cat.OUTCOME: outcome, cat.CALL_ATTEMPTS: call.attempt}
                 if usage is not None:
                     if call.response_model:
                         attrs[cat.RESPONSE_MODEL] = call.response_model
                     if usage:
-                        attrs["gen_ai.usage.input_tokens"] = usage.get(cat.INPUT, 0)
-                        attrs["gen_ai.usage.output_tokens"] = usage.get(cat.OUTPUT, 0)
+                        attrs[cat.USAGE_INPUT] = usage.get(cat.INPUT, 0)
+                        attrs[cat.USAGE_OUTPUT] = usage.get(cat.OUTPUT, 0)
         except Exception as err:
             telemetry_error("call.span", err)
     if T.active:  # else the instruments are no-ops: nothing to emit

@@ -1,4 +1,4 @@
-"""GenAI semconv per-invocation call counts (issue 13), recorded once per run at its end.
+"""GenAI semconv per-invocation call counts, recorded once per run at its end.
 
 ``gen_ai.invoke_agent.tool_calls`` and ``gen_ai.invoke_agent.inference_calls`` count the
 attempts of the run's tool calls and LLM calls, failed ones and retries included (the

@@ -32,6 +32,56 @@ FALLBACK_TO = "agentrel.fallback.to_tier"
 #: in a process.
 COLD_START = "agentrel.cold_start"
 
+# --- span attributes and events (not metric labels) ------------------------------------------
+# Every span attribute and event name agentrel writes, beside the metric names above;
+# ``SPAN_ATTRIBUTES`` / ``SPAN_EVENTS`` below describe each for docs/metrics.md ("Spans").
+SPAN_RUN_RETRY_DEPTH = "agentrel.run.retry_depth"
+SPAN_RUN_ATTEMPTS = "agentrel.run.attempts"
+RUN_TOKENS = "agentrel.run.tokens"
+RUN_WASTED_TOKENS = "agentrel.run.wasted_tokens"
+RUN_AMPLIFICATION = "agentrel.run.token_amplification"
+RUN_BUDGET_RATIO = "agentrel.run.token_budget_ratio"
+RUN_COST = "agentrel.run.cost_usd"
+RUN_WASTED_COST = "agentrel.run.wasted_cost_usd"
+CALL_ATTEMPTS = "agentrel.call.attempts"
+EXCEPTION_MESSAGE = "exception.message"
+TOOL_TYPE = "gen_ai.tool.type"
+TOOL_DESCRIPTION = "gen_ai.tool.description"
+TOOL_IDEMPOTENT = "agentrel.tool.idempotent"
+TOOL_REVERSIBLE = "agentrel.tool.reversible"
+TOOL_SYSTEM = "agentrel.tool.system"
+TOOL_OWNER = "agentrel.tool.owner"
+TOOL_ARGUMENTS = "gen_ai.tool.call.arguments"
+TOOL_RESULT = "gen_ai.tool.call.result"
+INTEGRATION = "agentrel.integration"
+RETRY_LIBRARY = "agentrel.retry.library"
+LANGGRAPH_NODE = "agentrel.langgraph.node"
+FALLBACK_TIERS = "agentrel.fallback.tiers"
+FALLBACK_TIER = "agentrel.fallback.tier"
+FALLBACK_TIER_INDEX = "agentrel.fallback.tier_index"
+FALLBACK_SERVED_TIER = "agentrel.fallback.served_tier"
+FALLBACK_SERVED_INDEX = "agentrel.fallback.served_index"
+USAGE_INPUT = "gen_ai.usage.input_tokens"
+USAGE_OUTPUT = "gen_ai.usage.output_tokens"
+USAGE_CACHE_READ = "gen_ai.usage.cache_read.input_tokens"
+USAGE_CACHE_CREATION = "gen_ai.usage.cache_creation.input_tokens"
+USAGE_REASONING = "agentrel.usage.reasoning.output_tokens"
+STREAM_ABANDONED = "agentrel.stream.abandoned"
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+#: attributes of the events below
+ATTEMPT_NUMBER = "agentrel.attempt.number"
+ATTEMPT_DURATION = "agentrel.attempt.duration"
+ATTEMPT_RETRY_DELAY = "agentrel.retry.delay"
+REJECT_REASON = "agentrel.reject.reason"
+HANDOFF_FROM = "agentrel.handoff.from"
+HANDOFF_TO = "agentrel.handoff.to"
+#: span events
+EVENT_ATTEMPT = "agentrel.attempt"
+EVENT_UNSAFE_RETRY = "agentrel.unsafe_retry"
+EVENT_REJECT = "agentrel.reject"
+EVENT_HANDOFF = "agentrel.handoff"
+
 # --- attribute values -----------------------------------------------------------------------
 SUCCESS = "success"
 RECOVERED = "recovered"
@@ -271,3 +321,89 @@ def prometheus_label(key: str) -> str:
     """Translate an attribute key to a Prometheus label name."""
     label = _INVALID_LABEL.sub("_", key)
     return "_" + label if label[:1].isdigit() else label
+
+
+# --- what each span attribute and event means (docs/metrics.md, "Spans") ----------------------
+@dataclass(frozen=True)
+class SpanName:
+    """One span attribute or event: its name, the spans (or event) that carry it, what it
+    holds, and whether it is written only with ``configure(capture_content=True)``."""
+
+    name: str
+    on: str
+    meaning: str
+    opt_in: bool = False
+
+
+_RUN, _CALL, _TOOL, _LLM = "run", "call", "tool call", "LLM call"
+SPAN_ATTRIBUTES: tuple[SpanName, ...] = (
+    SpanName(OPERATION, "run, call", "`invoke_agent`, `execute_tool` or `chat`"),
+    SpanName(AGENT, _RUN, "the run's name, from code"),
+    SpanName(COHORT, _RUN, "the run's cohort, after the allowlist"),
+    SpanName(OUTCOME, "run, call", "`success`, `recovered`, `exhausted`, `failed`"),
+    SpanName(ERROR_TYPE, "run, call, attempt event", "exception class; never a message"),
+    SpanName(EXCEPTION_MESSAGE, "run, attempt event", "the exception's message", True),
+    SpanName(SPAN_RUN_RETRY_DEPTH, _RUN, "failures inside the run"),
+    SpanName(SPAN_RUN_ATTEMPTS, _RUN, "tool and LLM attempts in the run"),
+    SpanName(RUN_TOKENS, _RUN, "all tokens of the run"),
+    SpanName(RUN_WASTED_TOKENS, _RUN, "tokens of the run that were wasted"),
+    SpanName(RUN_AMPLIFICATION, _RUN, "all ÷ useful tokens (successful runs with tokens)"),
+    SpanName(RUN_BUDGET_RATIO, _RUN, "tokens ÷ `token_budget`, when a budget was given"),
+    SpanName(RUN_COST, _RUN, "US dollars of the run's priced tokens"),
+    SpanName(RUN_WASTED_COST, _RUN, "US dollars of the run's wasted priced tokens"),
+    SpanName(CALL_ATTEMPTS, _CALL, "attempts of the logical call"),
+    SpanName(TOOL, _TOOL, "the tool's name, from code"),
+    SpanName(TOOL_TYPE, _TOOL, "`function`"),
+    SpanName(TOOL_DESCRIPTION, _TOOL, "the tool's description (docstring's first line)"),
+    SpanName(TOOL_IDEMPOTENT, _TOOL, "declared `idempotent=`"),
+    SpanName(TOOL_REVERSIBLE, _TOOL, "declared `reversible=`"),
+    SpanName(TOOL_SYSTEM, _TOOL, "declared `system=` (what the tool touches)"),
+    SpanName(TOOL_OWNER, _TOOL, "declared `owner=` (who to page)"),
+    SpanName(TOOL_ARGUMENTS, _TOOL, "the call's arguments, redacted", True),
+    SpanName(TOOL_RESULT, _TOOL, "the call's result, redacted", True),
+    SpanName(COLD_START, _CALL, "true on the first call of a tool or LLM spec in a process"),
+    SpanName(INTEGRATION, _CALL, "the integration that opened the call or run"),
+    SpanName(RETRY_LIBRARY, _TOOL, "the retry library whose loop opened the call"),
+    SpanName(LANGGRAPH_NODE, _TOOL, "the LangGraph node a node-level retry policy retried"),
+    SpanName(FALLBACK_CHAIN, "fallback call, tier call", "the fallback chain's name, from code"),
+    SpanName(FALLBACK_TIERS, "fallback call", "how many tiers the chain has"),
+    SpanName(FALLBACK_SERVED_TIER, "fallback call", "the tier that served"),
+    SpanName(FALLBACK_SERVED_INDEX, "fallback call", "its position in the chain, from 0"),
+    SpanName(FALLBACK_TIER, "tier call", "the tier's name"),
+    SpanName(FALLBACK_TIER_INDEX, "tier call", "the tier's position, from 0"),
+    SpanName(PROVIDER, _LLM, "`openai`, `anthropic`, ..."),
+    SpanName(REQUEST_MODEL, _LLM, "the model the request named"),
+    SpanName(RESPONSE_MODEL, _LLM, "the model that answered"),
+    SpanName(USAGE_INPUT, _LLM, "input tokens of the call, every attempt"),
+    SpanName(USAGE_OUTPUT, _LLM, "output tokens of the call, every attempt"),
+    SpanName(USAGE_CACHE_READ, _LLM, "input tokens read from the provider's cache"),
+    SpanName(USAGE_CACHE_CREATION, _LLM, "input tokens written to the provider's cache"),
+    SpanName(USAGE_REASONING, _LLM, "output tokens spent on reasoning"),
+    SpanName(STREAM_ABANDONED, _LLM, "true when a stream was not read to its end"),
+    SpanName(INPUT_MESSAGES, _LLM, "the prompt, redacted", True),
+    SpanName(OUTPUT_MESSAGES, _LLM, "the completion, redacted", True),
+    SpanName(ATTEMPT_NUMBER, "attempt, unsafe-retry events", "the attempt's number, from 1"),
+    SpanName(ATTEMPT_DURATION, "attempt event", "seconds the attempt took"),
+    SpanName(ATTEMPT_RETRY_DELAY, "attempt event", "seconds of backoff before the attempt"),
+    SpanName(REJECT_REASON, "reject event", "the `reason` given to `agentrel.reject`"),
+    SpanName(HANDOFF_FROM, "handoff event", "the agent that handed off"),
+    SpanName(HANDOFF_TO, "handoff event", "the agent handed to"),
+)
+SPAN_EVENTS: tuple[SpanName, ...] = (
+    SpanName(
+        EVENT_ATTEMPT,
+        f"call: `{ATTEMPT_NUMBER}`, `{ATTEMPT_DURATION}`, `{ERROR_TYPE}`, `{ATTEMPT_RETRY_DELAY}`",
+        "one attempt of a call that had a failure (kept after the call recovers)",
+    ),
+    SpanName(EVENT_UNSAFE_RETRY, f"call: `{ATTEMPT_NUMBER}`", "a retry of a non-idempotent tool"),
+    SpanName(
+        EVENT_REJECT,
+        f"call or run: `{REJECT_REASON}`, `{TOOL}` (on the run)",
+        "an output thrown away (`agentrel.reject`)",
+    ),
+    SpanName(
+        EVENT_HANDOFF,
+        f"run: `{HANDOFF_FROM}`, `{HANDOFF_TO}`",
+        "an OpenAI Agents SDK handoff between agents",
+    ),
+)

@@ -545,7 +545,7 @@ def current_configuration() -> Configuration | None:
     return _current
 
 
-def _forget() -> None:
+def forget() -> None:
     """For tests: forget the live configuration (the global providers stay as they are)."""
     global _current
     with _lock:

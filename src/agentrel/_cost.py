@@ -1,4 +1,4 @@
-"""What self-healing costs in dollars (issue 13): prices, ``agentrel.cost``, unpriced tokens.
+"""What self-healing costs in dollars: prices, ``agentrel.cost``, unpriced tokens.
 
 Prices come from ``configure(prices={model: (input, output, cached input)})`` (US dollars per
 million tokens) and, for every other model, from the optional ``genai-prices`` package

@@ -111,7 +111,7 @@ def _end(call: Call, saved: Any, exc: BaseException | None, flagged: bool) -> No
 def _capture_args(call: Call, args: Any, kwargs: Any) -> None:
     try:
         if call.spec.kind == "tool":
-            set_content(call.span, "gen_ai.tool.call.arguments", {"args": args, "kwargs": kwargs})
+            set_content(call.span, cat.TOOL_ARGUMENTS, {"args": args, "kwargs": kwargs})
     except Exception as exc:
         telemetry_error("capture", exc)
 
@@ -119,7 +119,7 @@ def _capture_args(call: Call, args: Any, kwargs: Any) -> None:
 def _capture_result(call: Call, result: Any) -> None:
     try:
         if call.spec.kind == "tool":
-            set_content(call.span, "gen_ai.tool.call.result", result)
+            set_content(call.span, cat.TOOL_RESULT, result)
     except Exception as exc:
         telemetry_error("capture", exc)
 
@@ -302,16 +302,16 @@ class ToolMeta:
         attrs: dict[str, Any] = {
             cat.OPERATION: "execute_tool",
             cat.TOOL: tool_name,
-            "gen_ai.tool.type": "function",
-            "agentrel.tool.idempotent": self.idempotent,
-            "agentrel.tool.reversible": self.reversible,
+            cat.TOOL_TYPE: "function",
+            cat.TOOL_IDEMPOTENT: self.idempotent,
+            cat.TOOL_REVERSIBLE: self.reversible,
         }
         if desc:
-            attrs["gen_ai.tool.description"] = desc
+            attrs[cat.TOOL_DESCRIPTION] = desc
         if self.system:
-            attrs["agentrel.tool.system"] = self.system
+            attrs[cat.TOOL_SYSTEM] = self.system
         if self.owner:
-            attrs["agentrel.tool.owner"] = self.owner
+            attrs[cat.TOOL_OWNER] = self.owner
         if extra_attrs:
             attrs.update(extra_attrs)
         if register:

@@ -32,10 +32,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 Tier = Callable[..., Any] | tuple[str, Callable[..., Any]]
 ExcTypes = type[BaseException] | tuple[type[BaseException], ...]
 
-SERVED_TIER = "agentrel.fallback.served_tier"
-TIER = "agentrel.fallback.tier"
-TIER_INDEX = "agentrel.fallback.tier_index"
-
 
 class _Chain:
     """Everything known about a chain at definition: computed once."""
@@ -55,11 +51,12 @@ class _Chain:
         self.on = on
         self.failure_when = failure_when
         self.spec = ai.fallback_spec(
-            name, {cat.FALLBACK_CHAIN: name, "agentrel.fallback.tiers": len(tiers)}
+            name, {cat.FALLBACK_CHAIN: name, cat.FALLBACK_TIERS: len(tiers)}
         )
         self._moves: dict[tuple[int, str], dict[str, str]] = {}
         self._tier_attrs: tuple[dict[str, Any], ...] = tuple(
-            {cat.FALLBACK_CHAIN: name, TIER: n, TIER_INDEX: i} for i, n in enumerate(self.names)
+            {cat.FALLBACK_CHAIN: name, cat.FALLBACK_TIER: n, cat.FALLBACK_TIER_INDEX: i}
+            for i, n in enumerate(self.names)
         )
 
     def move_attrs(self, i: int, etype: str) -> dict[str, str]:
@@ -135,8 +132,8 @@ class _Scope:
             if served is not None and span is not None and span.is_recording():
                 span.set_attributes(
                     {
-                        SERVED_TIER: self.chain.names[served],
-                        "agentrel.fallback.served_index": served,
+                        cat.FALLBACK_SERVED_TIER: self.chain.names[served],
+                        cat.FALLBACK_SERVED_INDEX: served,
                     }
                 )
             self.call.finish(exc, flagged=served is None and exc is None)

@@ -23,6 +23,7 @@ import weakref
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from . import _catalogue as cat
 from ._guard import logger, warn_once
 
 if TYPE_CHECKING:
@@ -179,7 +180,7 @@ def retry_spec(name: str, library: str) -> CallSpec:
     key = library + ":" + name
     spec = _specs.get(key)
     if spec is None:
-        spec = _ai().tool_spec(name, register=False, attributes={"agentrel.retry.library": library})
+        spec = _ai().tool_spec(name, register=False, attributes={cat.RETRY_LIBRARY: library})
         spec = _specs.setdefault(key, spec)
     return spec
 

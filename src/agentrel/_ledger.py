@@ -31,7 +31,7 @@ def _after_fork_in_child() -> None:
     """Replace the lock of every live ledger (a thread of the parent may have held one at the
     fork: it would never be released here). Found through the garbage collector's list of
     objects, so the hot path keeps no registry; only when runs were open at the fork."""
-    if not T._runs:
+    if not T.open_runs:
         return
     for obj in gc.get_objects():
         if isinstance(obj, Ledger):

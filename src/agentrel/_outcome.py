@@ -1,4 +1,4 @@
-"""The outcome rules of DESIGN §2, as pure functions: when a call or a run is success,
+"""The outcome rules (docs/concepts.md), as pure functions: when a call or a run is success,
 recovered, exhausted or failed, and which disposition a token gets.
 
 * ``success``: succeeded with no failure anywhere inside.

@@ -32,19 +32,19 @@ def tool_call(
 ) -> None:
     """A logical call ended: ``agentrel.tool.attempts`` and, for tools,
     ``gen_ai.execute_tool.duration``."""
-    T.tool_attempts.record(attempts, spec._outcome_attrs[outcome], ctx)
+    T.tool_attempts.record(attempts, spec.outcome_attrs[outcome], ctx)
     if spec.kind == "tool":
-        attrs = spec._name_attrs if etype is None else spec.error_attrs(etype)
+        attrs = spec.name_attrs if etype is None else spec.error_attrs(etype)
         T.execute_tool_duration.record(duration, attrs, ctx)
 
 
 def unsafe_retry(spec: CallSpec) -> None:
-    T.unsafe_retries.add(1, spec._name_attrs)
+    T.unsafe_retries.add(1, spec.name_attrs)
 
 
 def retry_delay(seconds: float, spec: CallSpec | None, tool: str | None, ctx: Any) -> None:
     """A backoff wait, for a call's spec or, with no call around it, for a tool name."""
-    attrs = spec._name_attrs if spec is not None else _tool_attrs(tool or "")
+    attrs = spec.name_attrs if spec is not None else _tool_attrs(tool or "")
     T.retry_delay.record(seconds, attrs, ctx)
 
 
@@ -206,7 +206,7 @@ def tokens(
     return usd
 
 
-# --- issue 13: GenAI per-invocation call counts, cold starts -------------------------------------
+# --- GenAI per-invocation call counts, cold starts -----------------------------------------------
 def call_counts(tool_calls: int, inference_calls: int, attrs: dict[str, str], ctx: Any) -> None:
     """``gen_ai.invoke_agent.tool_calls`` / ``.inference_calls`` of a finished run."""
     T.invoke_agent_tool_calls.record(tool_calls, attrs, ctx)

@@ -1,4 +1,4 @@
-"""Runs (DESIGN §2): one user-visible operation, ``invoke_agent {name}``.
+"""Runs (docs/concepts.md): one user-visible operation, ``invoke_agent {name}``.
 
 A run counts the attempts and failures of every call inside it, holds their tokens until its
 fate is known (its ledger: ``_ledger``), and, when it ends, is classified
@@ -9,6 +9,7 @@ disposition.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from contextvars import ContextVar
 from decimal import Decimal
@@ -154,8 +155,8 @@ def reject(run: Run, tool: str, reason: str | None) -> None:
     if span is not None and span.is_recording():
         attrs = {cat.TOOL: tool}
         if reason is not None:
-            attrs["agentrel.reject.reason"] = str(reason)
-        span.add_event("agentrel.reject", attrs)
+            attrs[cat.REJECT_REASON] = str(reason)
+        span.add_event(cat.EVENT_REJECT, attrs)
 
 
 #: The open entries of run scopes in this context, innermost last: (scope, run, saved).
@@ -246,17 +247,14 @@ class RunScope:
             if entry[1] is not None:  # its context is not this one: nothing to restore here
                 finish_run(entry[1], exc)
             return
-        if opened[-1] is entry:
-            opened.pop()
-        else:
-            for i in range(len(opened) - 2, -1, -1):
-                if opened[i] is entry:
-                    del opened[i]
-                    break
+        with contextlib.suppress(ValueError):  # one C call: atomic against other threads
+            opened.remove(entry)
         run, saved = entry[1], entry[2]
         if run is not None:
-            finish_run(run, exc)
-            leave_run(saved)
+            try:  # an interrupt from the host's ``redact`` must not leave the run current
+                finish_run(run, exc)
+            finally:
+                leave_run(saved)
 
     def __enter__(self) -> Run:
         run, _ = self.open()
@@ -403,15 +401,15 @@ def _run_span_attributes(
 ) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         cat.OUTCOME: outcome,
-        "agentrel.run.retry_depth": run.ledger.retry_depth,
-        "agentrel.run.attempts": run.ledger.attempts,
-        "agentrel.run.tokens": tu + tw,
-        "agentrel.run.wasted_tokens": tw,
+        cat.SPAN_RUN_RETRY_DEPTH: run.ledger.retry_depth,
+        cat.SPAN_RUN_ATTEMPTS: run.ledger.attempts,
+        cat.RUN_TOKENS: tu + tw,
+        cat.RUN_WASTED_TOKENS: tw,
     }
     if amplification is not None:
-        attrs["agentrel.run.token_amplification"] = amplification
+        attrs[cat.RUN_AMPLIFICATION] = amplification
     if run.token_budget:
-        attrs["agentrel.run.token_budget_ratio"] = (tu + tw) / run.token_budget
+        attrs[cat.RUN_BUDGET_RATIO] = (tu + tw) / run.token_budget
     return attrs
 
 
@@ -423,8 +421,8 @@ def _run_span_cost(
     if usd is None:
         usd = PRICING.usd(useful, wasted)
     if usd is not None:
-        attrs["agentrel.run.cost_usd"] = float(usd[0])
-        attrs["agentrel.run.wasted_cost_usd"] = float(usd[1])
+        attrs[cat.RUN_COST] = float(usd[0])
+        attrs[cat.RUN_WASTED_COST] = float(usd[1])
 
 
 def _run_span_error(span: Span, attrs: dict[str, Any], exc: BaseException) -> None:
@@ -434,7 +432,7 @@ def _run_span_error(span: Span, attrs: dict[str, Any], exc: BaseException) -> No
     if T.capture_content:
         message = exception_content(exc)
         if message is not None:
-            attrs["exception.message"] = message
+            attrs[cat.EXCEPTION_MESSAGE] = message
 
 
 class RunActivation:

@@ -154,6 +154,16 @@ class Telemetry:
         gtp, gmp = self._globals()
         self._bind(tp if tp is not None else gtp, mp if mp is not None else gmp, active=True)
 
+    @property
+    def injected(self) -> tuple[TracerProvider | None, MeterProvider | None] | None:
+        """The providers ``inject`` set (``None``: the global ones are used)."""
+        return self._injected
+
+    @property
+    def open_runs(self) -> int:
+        """How many runs are open in this process."""
+        return self._runs
+
     def uninject(self) -> None:
         self._injected = None
         self._bind(NoOpTracerProvider(), NoOpMeterProvider(), active=False)

@@ -22,13 +22,13 @@ class CallSpec:
 
     __slots__ = (
         "_error_attrs",
-        "_name_attrs",
-        "_outcome_attrs",
         "composite",
         "idempotent",
         "kind",
         "model",
         "name",
+        "name_attrs",
+        "outcome_attrs",
         "provider",
         "span_attrs",
         "span_kind",
@@ -68,9 +68,9 @@ class CallSpec:
         self.system = system
         self.model = model
         self.provider = provider
-        self._name_attrs = {cat.TOOL: name}
-        self._outcome_attrs = {o: {cat.TOOL: name, cat.OUTCOME: o} for o in cat.OUTCOMES}
-        self._error_attrs: dict[str | None, dict[str, str]] = {None: self._name_attrs}
+        self.name_attrs = {cat.TOOL: name}
+        self.outcome_attrs = {o: {cat.TOOL: name, cat.OUTCOME: o} for o in cat.OUTCOMES}
+        self._error_attrs: dict[str | None, dict[str, str]] = {None: self.name_attrs}
 
     def error_attrs(self, etype: str | None) -> dict[str, str]:
         attrs = self._error_attrs.get(etype)

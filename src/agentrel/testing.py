@@ -126,7 +126,7 @@ def capture() -> Iterator[Capture]:
     tp.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
     mp = MeterProvider(metric_readers=[reader])
-    previous = T._injected
+    previous = T.injected
     T.inject(tp, mp)
     try:
         yield Capture(exporter, reader, tp, mp)
@@ -149,10 +149,10 @@ def reset() -> None:
     T.cohorts = frozenset()
     T.capture_content = False
     T.redact = None
-    if T._injected is not None:
+    if T.injected is not None:
         T.uninject()
     _guard.reset_guards()
-    _config._forget()
+    _config.forget()
     _llm.forget_streams()
     _cost.reset()  # default prices
     _coldstart.forget()  # every tool's next call is a first call again

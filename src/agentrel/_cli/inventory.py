@@ -1,4 +1,4 @@
-"""``agentrel inventory MODULE...``: the blast-radius inventory of DESIGN §6.
+"""``agentrel inventory MODULE...``: the blast-radius inventory (docs/cli.md).
 
 Imports the named modules (dotted names or ``.py`` paths), then lists every tool registered
 with ``@agentrel.tool`` or ``agentrel.instrument(client, tools=...)``: what it touches, whether

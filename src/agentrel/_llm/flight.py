@@ -24,12 +24,6 @@ from .adapter import Adapter, Usage
 if TYPE_CHECKING:
     from .client import Instrumentation
 
-_SPAN_CACHE_READ = "gen_ai.usage.cache_read.input_tokens"
-_SPAN_CACHE_CREATION = "gen_ai.usage.cache_creation.input_tokens"
-_SPAN_REASONING = "agentrel.usage.reasoning.output_tokens"
-_SPAN_ABANDONED = "agentrel.stream.abandoned"
-_INPUT_MESSAGES = "gen_ai.input.messages"
-_OUTPUT_MESSAGES = "gen_ai.output.messages"
 
 # --- the call in flight ---------------------------------------------------------------------------
 FLIGHT: ContextVar[Flight | None] = ContextVar("agentrel.llm_flight", default=None)
@@ -131,7 +125,7 @@ class Flight:
         try:
             usage = self.usage = self.usage or Usage()
             self.adapter.read_response(result, usage)
-            set_content(self.call.span, _OUTPUT_MESSAGES, self.adapter.output_messages(result))
+            set_content(self.call.span, cat.OUTPUT_MESSAGES, self.adapter.output_messages(result))
         except Exception as exc:
             telemetry_error("llm.usage", exc)
 
@@ -179,16 +173,16 @@ class Flight:
                 extras = {
                     k: v
                     for k, v in (
-                        (_SPAN_CACHE_READ, usage.cache_read),
-                        (_SPAN_CACHE_CREATION, usage.cache_creation),
-                        (_SPAN_REASONING, usage.reasoning),
+                        (cat.USAGE_CACHE_READ, usage.cache_read),
+                        (cat.USAGE_CACHE_CREATION, usage.cache_creation),
+                        (cat.USAGE_REASONING, usage.reasoning),
                     )
                     if v is not None
                 }
             else:
                 extras = {}
             if self.abandoned:
-                extras[_SPAN_ABANDONED] = True
+                extras[cat.STREAM_ABANDONED] = True
             if extras:  # set on the span with the outcome, in one write
                 call.span_extra = extras
         except Exception as err:
@@ -267,7 +261,7 @@ def begin(inst: Instrumentation, model: object, kwargs: Mapping[str, Any]) -> Fl
         call = start_call(llm_spec(inst.adapter.provider, model))
         flight = Flight(call, inst.client, inst.adapter)
         if T.capture_content:
-            set_content(call.span, _INPUT_MESSAGES, inst.adapter.input_messages(kwargs))
+            set_content(call.span, cat.INPUT_MESSAGES, inst.adapter.input_messages(kwargs))
         return flight
     except Exception as exc:
         telemetry_error("call.start", exc)

@@ -91,7 +91,7 @@ def _node_spec(name: str) -> ai.CallSpec:
         # A node's attempts are made of the calls inside it (a model request, tools): the run
         # counts a node attempt only when no call ran inside it.
         spec.composite = True
-        spec.span_attrs["agentrel.langgraph.node"] = name
+        spec.span_attrs[ai.LANGGRAPH_NODE] = name
         if len(_node_specs) < _MAX_SPECS:
             _node_specs[name] = spec
     return spec

@@ -288,7 +288,7 @@ def _open_llm(kwargs: dict[str, Any]) -> tuple[Any, _Attempts, Any] | None:
         handle = scope.__enter__()
         st = _STATE.get()
         if st is not None:
-            handle.set_span_attributes({"gen_ai.agent.name": st.agent})
+            handle.set_span_attributes({ai.AGENT_NAME: st.agent})
         return scope, _Attempts(handle), _LLM.set(handle)
     except Exception as exc:
         ai.report_error("openai_agents.llm", exc)
@@ -447,8 +447,8 @@ async def _execute_handoffs(wrapped: Any, instance: Any, args: Any, kwargs: Any)
                 st.agent = _agent_name(to)
                 if st.span is not None:
                     st.span.add_event(
-                        "agentrel.handoff",
-                        {"agentrel.handoff.from": frm, "agentrel.handoff.to": st.agent},
+                        ai.HANDOFF_EVENT,
+                        {ai.HANDOFF_FROM: frm, ai.HANDOFF_TO: st.agent},
                     )
         except Exception as exc:
             ai.report_error("openai_agents.handoff", exc)
