@@ -182,15 +182,26 @@ def test_plain(client):
 
 def test_fails():
     assert 1 == 2
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_async():
+    assert flaky() == "up"
 """
 
 
 @pytest.mark.parametrize("mode", ["off", "on"])
 def test_plugin_over_a_scripted_host_suite(tmp_path: Path, mode: str) -> None:
     """Off: nothing is recorded. On: one tenacity call of 3 attempts (2 failed) is one
-    retried ``execute_tool`` span, each of the 3 tests ran in its own run (recovered,
-    success, failed), the fixture's OpenAI client was instrumented, and the host's own
-    results are the same both ways."""
+    retried ``execute_tool`` span, each of the 3 sync tests ran in its own run (recovered,
+    success, failed), the async test in none (its call of 1 attempt is outside any run),
+    the fixture's OpenAI client was instrumented, and the host's own results are the same
+    both ways."""
     (tmp_path / "test_host.py").write_text(HOST_TESTS)
     env = dict(os.environ, PYTHONPATH=str(HOST))
     report = tmp_path / "spans.json"
@@ -207,20 +218,22 @@ def test_plugin_over_a_scripted_host_suite(tmp_path: Path, mode: str) -> None:
         "test_host.py::test_retried": "passed",
         "test_host.py::test_plain": "passed",
         "test_host.py::test_fails": "failed",
+        "test_host.py::test_async": "passed",
     }
     if mode == "off":
         assert not report.exists()
         return
     data = json.loads(report.read_text())
-    assert data["spans"] == {"execute_tool": 1, "invoke_agent": 3}
+    assert data["spans"] == {"execute_tool": 2, "invoke_agent": 3}
     assert data["calls_with_retries"] == {"execute_tool": 1}
     assert data["max_attempts"] == 3
-    assert data["attempt_events"] == 3
+    assert data["attempt_events"] == 3  # a clean call has none: events start at a failure
     assert data["failed_attempts"] == 2
-    assert data["tool_calls"] == 1
+    assert data["tool_calls"] == 2
     assert data["runs_by_outcome"] == {"failed": 1, "recovered": 1, "success": 1}
     assert data["clients_instrumented"] == 1
     assert data["tests_in_runs"] == 3
+    assert data["async_tests"] == 1
     assert data["telemetry_errors"] == {}
     assert data["integrations"] == dict.fromkeys(
         ("langgraph", "openai_agents", "pydantic_ai", "stamina", "tenacity"), "on"

@@ -7,19 +7,21 @@ the two runs differ only in ``--agentrel=on``:
   test's node id into the JUnit XML (a ``nodeid`` property), so the two runs compare by id.
 * ``--agentrel=on``: real OpenTelemetry SDK providers (a span exporter that tallies what it
   receives, an in-memory metric reader) are handed to ``agentrel.configure``, every
-  integration's ``instrument()`` is called, each test's call phase runs inside
-  ``agentrel.run(...)``, and every OpenAI / Anthropic client a fixture returns is handed to
-  the test as ``agentrel.instrument(client)``. The global OpenTelemetry providers are left
-  alone. At session end the tally goes to ``--agentrel-report`` as JSON: spans by name (the
-  first word: ``execute_tool``, ``invoke_agent``, ``chat``), calls with more than one attempt,
-  attempt events, runs by outcome, agentrel's telemetry errors, and which integrations were
-  switched on.
+  integration's ``instrument()`` is called, each sync test's call phase runs inside
+  ``agentrel.run(...)`` (async tests are left to open their runs through the integrations,
+  as an application's event loop would), and every OpenAI / Anthropic client a fixture
+  returns is handed to the test as ``agentrel.instrument(client)``. The global OpenTelemetry
+  providers are left alone. At session end the tally goes to ``--agentrel-report`` as JSON:
+  spans by name (the first word: ``execute_tool``, ``invoke_agent``, ``chat``), calls with
+  more than one attempt, attempt events, runs by outcome, agentrel's telemetry errors, and
+  which integrations were switched on.
 """
 
 from __future__ import annotations
 
 import collections
 import importlib
+import inspect
 import json
 import sys
 import threading
@@ -89,6 +91,7 @@ class _Switch:
         self.instrumented: dict[str, str] = {}
         self.clients = 0
         self.tests_in_runs = 0
+        self.async_tests: set[str] = set()
 
     def start(self) -> None:
         from opentelemetry.sdk.metrics import MeterProvider
@@ -159,6 +162,7 @@ class _Switch:
             "integrations": self.instrumented,
             "clients_instrumented": self.clients,
             "tests_in_runs": self.tests_in_runs,
+            "async_tests": len(self.async_tests),
             "exitstatus": int(exitstatus),
         }
         if self.report is not None:
@@ -187,6 +191,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.user_properties.append(("nodeid", item.nodeid))
+        # Seen here, before a plugin such as pytest-asyncio wraps the test in a sync runner.
+        if _SWITCH is not None and inspect.iscoroutinefunction(getattr(item, "obj", None)):
+            _SWITCH.async_tests.add(item.nodeid)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -204,7 +211,7 @@ def pytest_fixture_setup(fixturedef: Any, request: Any) -> Generator[None, Any, 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    if _SWITCH is None:
+    if _SWITCH is None or item.nodeid in _SWITCH.async_tests:
         return (yield)
     import agentrel
 
