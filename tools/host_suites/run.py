@@ -68,23 +68,12 @@ def fetch_sdist(name: str, version: str, cache: Path) -> Path:
 
     found = cached()
     if found is None:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "--no-build-isolation",
-                f"{name}=={version}",
-                "-d",
-                str(cache),
-            ],
-            check=True,
-        )
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+        cmd += ["--no-binary", ":all:", f"{name}=={version}", "-d", str(cache)]
+        # pip reads the sdist's metadata with a build backend: the venv's own (requirements.txt)
+        # is much faster than an isolated build environment, which is the fallback.
+        if subprocess.run([*cmd, "--no-build-isolation"], check=False).returncode != 0:
+            subprocess.run(cmd, check=True)
         found = cached()
     if found is None:
         raise RuntimeError(f"pip download left no sdist of {name}=={version} in {cache}")
