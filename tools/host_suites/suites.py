@@ -3,7 +3,9 @@
 Each suite's tests come from the library's source distribution at the installed version;
 ``subsets/<name>.txt`` lists what of it runs. ``minimum`` is what the "on" run's span report
 must show at least (``execute_tool``: spans of that name; ``execute_tool>1``: calls of that
-name with more than one attempt), so that a green run whose hooks never fired fails.
+name with more than one attempt), so that a green run whose hooks never fired fails. Each is
+about three quarters of what the suite recorded when it was set (docs/reliability.md has the
+figures): a few spans vary from run to run with the hosts' own timing.
 """
 
 from __future__ import annotations
@@ -31,12 +33,12 @@ SUITES = (
     Suite(
         "tenacity",
         ("-p", "no:asyncio"),  # tenacity's own test deps have no pytest-asyncio
-        minimum=(("execute_tool", 50), ("execute_tool>1", 30), ("invoke_agent", 100)),
+        minimum=(("execute_tool", 80), ("execute_tool>1", 55), ("invoke_agent", 140)),
     ),
     Suite(
         "stamina",
         ("-p", "no:asyncio", "--import-mode=importlib"),
-        minimum=(("execute_tool", 250), ("execute_tool>1", 100), ("invoke_agent", 200)),
+        minimum=(("execute_tool", 380), ("execute_tool>1", 170), ("invoke_agent", 120)),
     ),
     # backoff's sdist ships no tests: the runner reports it and runs nothing.
     Suite("backoff"),
@@ -44,22 +46,27 @@ SUITES = (
         "langgraph",
         ("-k", "not sqlite"),
         env=(("NO_DOCKER", "true"),),
-        minimum=(("execute_tool", 40), ("execute_tool>1", 15), ("invoke_agent", 500)),
+        minimum=(
+            ("chat", 12),
+            ("execute_tool", 50),
+            ("execute_tool>1", 18),
+            ("invoke_agent", 880),
+        ),
     ),
     Suite(
         "langgraph-prebuilt",
         ("-k", "not sqlite", "-o", "asyncio_mode=auto"),
         env=(("NO_DOCKER", "true"),),
-        minimum=(("execute_tool", 50), ("invoke_agent", 50)),
+        minimum=(("chat", 115), ("execute_tool", 300), ("invoke_agent", 220)),
     ),
     Suite(
         "openai-agents",
         ("-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=session"),
-        minimum=(("execute_tool", 50), ("invoke_agent", 100), ("chat", 100)),
+        minimum=(("chat", 450), ("chat>1", 8), ("execute_tool", 250), ("invoke_agent", 480)),
     ),
     Suite(
         "openai",
         ("--tb=short",),
-        minimum=(("chat", 20), ("chat>1", 5)),
+        minimum=(("chat", 27), ("chat>1", 18), ("invoke_agent", 100)),
     ),
 )
