@@ -40,3 +40,24 @@ bench: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The host libraries' own test suites (tenacity, stamina, backoff, LangGraph, langgraph-prebuilt,
+# the OpenAI Agents SDK, openai-python), from their sdists at the installed versions, run once
+# without and once with agentrel switched on; fails when a test passes only without agentrel.
+# Its own venv: the hosts' test dependencies stay out of .venv. Versions follow .venv's when
+# it exists. docs/reliability.md, "The host libraries' own test suites".
+HOST_VENV ?= .venv-host
+HOST_SUITES_ARGS ?=
+
+$(HOST_VENV)/.installed: pyproject.toml tools/host_suites/requirements.txt
+	$(PYTHON) -m venv $(HOST_VENV)
+	$(HOST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	if [ -x $(BIN)/python ]; then $(BIN)/python -m pip freeze --exclude-editable \
+	  > $(HOST_VENV)/constraints.txt; else : > $(HOST_VENV)/constraints.txt; fi
+	$(HOST_VENV)/bin/python -m pip install --quiet -e '.[dev]' \
+	  -r tools/host_suites/requirements.txt -c $(HOST_VENV)/constraints.txt
+	touch $@
+
+.PHONY: host-suites
+host-suites: $(HOST_VENV)/.installed
+	$(HOST_VENV)/bin/python tools/host_suites/run.py $(HOST_SUITES_ARGS)
