@@ -21,7 +21,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from . import _callcounts, _clock, _record
 from . import _catalogue as cat
-from ._content import exception_content
+from ._content import exception_content, holding
 from ._cost import PRICING
 from ._current import CALL, RUN
 from ._guard import telemetry_error
@@ -171,6 +171,16 @@ _Entries = tuple[_Entry, Any] | None
 _ENTRIES: ContextVar[_Entries] = ContextVar("agentrel.run_scopes", default=None)
 
 
+def _finish_holding(run: Run, exc: BaseException | None) -> BaseException | None:
+    """``finish_run``; an interrupt the host's ``redact`` raises while the run's message is
+    captured is returned once the run is finished (its span complete), for the caller to raise
+    after leaving the run."""
+    if T.redact is None:
+        finish_run(run, exc)
+        return None
+    return holding("run.finish", finish_run, run, exc)
+
+
 class RunScope:
     """``with agentrel.run(name) as run:`` / ``async with``: opens a run, yields its handle.
 
@@ -245,16 +255,20 @@ class RunScope:
             except IndexError:
                 return
             if entry[1] is not None:  # its context is not this one: nothing to restore here
-                finish_run(entry[1], exc)
+                held = _finish_holding(entry[1], exc)
+                if held is not None:
+                    raise held
             return
         with contextlib.suppress(ValueError):  # one C call: atomic against other threads
             opened.remove(entry)
         run, saved = entry[1], entry[2]
         if run is not None:
-            try:  # an interrupt from the host's ``redact`` must not leave the run current
-                finish_run(run, exc)
-            finally:
+            try:
+                held = _finish_holding(run, exc)
+            finally:  # whatever happens, the run is no longer current
                 leave_run(saved)
+            if held is not None:
+                raise held
 
     def __enter__(self) -> Run:
         run, _ = self.open()

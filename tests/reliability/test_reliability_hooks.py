@@ -505,6 +505,34 @@ def test_interrupt_from_redact_in_an_agent_run(
     assert agentrel.telemetry_errors() == {}
 
 
+@pytest.mark.parametrize("form", ["with", "async with"])
+def test_interrupt_from_redact_in_a_run_block(
+    cap: testing.Capture, opened: Started, form: str
+) -> None:
+    """``with agentrel.run(...)`` (or ``async with``) whose body raises while ``redact``
+    raises KeyboardInterrupt on the run's message: the run is ``failed`` ``ValueError`` with
+    its span ended, it is no longer current, and the interrupt propagates."""
+    hook = Interrupt()
+    _configure(cap, redact=hook)
+    scope = agentrel.run("a")
+
+    async def body() -> None:
+        async with scope:
+            raise ValueError("boom run")
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        if form == "with":
+            with scope:
+                raise ValueError("boom run")
+        else:
+            asyncio.run(body())
+    assert info.value is hook.err
+    assert RUN.get() is None and CALL.get() is None
+    assert runs(cap) == {("a", "failed"): (1, 0, 0)}
+    assert spans(cap) == [("invoke_agent a", "ERROR", "failed", "ValueError")]
+    assert opened.started == opened.ended == 1
+
+
 def test_interrupt_from_failure_when_in_a_run(cap: testing.Capture, opened: Started) -> None:
     """Inside a run: the interrupted call is one failed attempt of the run, the run is
     ``failed`` ``KeyboardInterrupt`` with depth 1, and the next run records alone."""
