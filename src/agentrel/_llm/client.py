@@ -167,9 +167,28 @@ class _Reinstrumenting:
         return reinstrumenting
 
 
+class _ClientInit:
+    """``proxy.__init__`` is the client's own bound ``__init__``, so that
+    ``inspect.signature(client.__init__)`` reads the SDK's parameters (the SDK's own
+    ``test_copy_signature`` compares it with ``copy()``); the proxy itself is still built by
+    ``_Node.__init__``, which ``type()`` gets while the proxy is not yet initialised."""
+
+    __slots__ = ()
+
+    def __get__(self, proxy: Client | None, owner: type | None = None) -> Any:
+        if proxy is None:
+            return _Node.__init__
+        try:  # set by _Node.__init__; read past the proxy's attribute forwarding
+            object.__getattribute__(proxy, "_self_inst")
+        except AttributeError:  # being constructed
+            return _Node.__init__.__get__(proxy, owner)
+        return proxy.__wrapped__.__init__
+
+
 class Client(_Node):
     """An instrumented SDK client."""
 
+    __init__ = _ClientInit()
     copy = _Reinstrumenting()
     with_options = _Reinstrumenting()
 
@@ -193,7 +212,7 @@ def instrument_client(obj: Any) -> Client:
             f"agentrel.instrument() knows OpenAI and Anthropic clients; for a "
             f"{type(obj).__name__}, name the methods to record: instrument(obj, tools={{...}})"
         )
-    proxy = Client(obj, Instrumentation(obj, adapter), adapter.tree)
+    proxy: Client = Client(obj, Instrumentation(obj, adapter), adapter.tree)
     _proxies[id(obj)] = proxy
     if end_abandoned not in before_run_finish:
         before_run_finish.append(end_abandoned)
