@@ -6,7 +6,7 @@
 
 Each line compares two variants of the same work, timed in interleaved rounds (A, B, A, B,
 ...) so that machine noise hits both alike; the figure is the ratio of the per-call medians.
-Targets (from the issues) are printed beside each figure. Nothing here is asserted in tests:
+Targets are printed beside each figure. Nothing here is asserted in tests:
 wall-clock figures are too noisy on shared machines.
 
 ``--instructions`` counts instructions instead of time, with ``valgrind --tool=callgrind``
@@ -232,9 +232,9 @@ def bench_configured(tp: Any, mp: Any) -> None:
     del trace
 
 
-def bench_issue13() -> None:
-    """Cost and cold starts on the tool hot path: the cold-start check (one set lookup per call) and the
-    semconv call counts (two histogram records per run), same process."""
+def bench_hot_path_checks() -> None:
+    """Cost and cold starts on the tool hot path: the cold-start check (one set lookup per
+    call) and the semconv call counts (two histogram records per run), same process."""
     import agentrel
     from agentrel import _callcounts, _coldstart
 
@@ -433,7 +433,7 @@ def main() -> None:
     bench_unconfigured()
     tp, mp = configure_sdk()
     bench_configured(tp, mp)
-    bench_issue13()
+    bench_hot_path_checks()
     bench_memory()
     here = Path(__file__).resolve().parent
     for extra in ("retry_overhead.py", "llm_overhead.py"):
