@@ -302,3 +302,63 @@ def test_interpreter_exit_with_a_black_hole_is_bounded() -> None:
         )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["1", "success"]
+
+
+#: the standard variable asking OTLP metric exporters for exponential histograms
+EXPONENTIAL_ENV = {
+    "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION": "base2_exponential_bucket_histogram"
+}
+
+
+@pytest.mark.parametrize(
+    ("configure_args", "env"),
+    [("otlp_histograms='exponential'", {}), ("", EXPONENTIAL_ENV)],
+    ids=["argument", "environment"],
+)  # fmt: skip
+def test_exponential_histograms_over_otlp(configure_args: str, env: dict[str, str]) -> None:
+    """``otlp_histograms="exponential"`` (or the standard environment variable): every
+    catalogue histogram arrives as a base-2 exponential histogram, with the scenario's exact
+    counts and sums; counters are unchanged."""
+    with OtlpSink() as sink:
+        args = f"otlp_endpoint={sink.endpoint!r}, prices={{'m-priced': (1.0, 2.0, 0.5)}}"
+        out = run_scenario(f"{args}, {configure_args}" if configure_args else args, env)
+        assert (out["outcome"], out["depth"], out["attempts"]) == ("recovered", 5, 9)
+        m = sink.latest_metrics()
+    kinds = {spec.name: m[spec.name].WhichOneof("data") for spec in METRICS}
+    want = {s.name: "exponential_histogram" if s.kind == "histogram" else "sum" for s in METRICS}
+    assert kinds == want
+    (depth,) = points(m["agentrel.run.retry_depth"])
+    assert (depth.count, depth.sum, depth.zero_count) == (1, 5.0, 0)
+    assert depth.positive.bucket_counts and sum(depth.positive.bucket_counts) == 1
+    (attempts,) = points(m["agentrel.run.attempts"])
+    assert (attempts.count, attempts.sum) == (1, 9.0)
+    search = [
+        p
+        for p in points(m["agentrel.tool.attempts"])
+        if attrs(p.attributes)["gen_ai.tool.name"] == "search"
+    ]
+    assert [(p.count, p.sum) for p in search] == [(1, 3.0)]
+    assert _sum(m["agentrel.tool.failures"], **{"agentrel.absorbed": "true"}) == 5
+
+
+def test_explicit_histograms_win_over_the_environment() -> None:
+    """``otlp_histograms="explicit"`` keeps the catalogue's buckets even when the environment
+    asks for exponential ones."""
+    with OtlpSink() as sink:
+        run_scenario(
+            f"otlp_endpoint={sink.endpoint!r}, otlp_histograms='explicit'", EXPONENTIAL_ENV
+        )
+        m = sink.latest_metrics()
+    for spec in METRICS:
+        if spec.kind == "histogram":
+            assert m[spec.name].WhichOneof("data") == "histogram", spec.name
+            for p in points(m[spec.name]):
+                assert list(p.explicit_bounds) == [float(b) for b in spec.buckets or ()]
+
+
+@pytest.mark.parametrize("bad", ["native", "", 3])
+def test_otlp_histograms_refuses_other_values(bad: object) -> None:
+    import agentrel
+
+    with pytest.raises(ValueError, match="otlp_histograms must be one of"):
+        agentrel.configure(otlp_histograms=bad)  # type: ignore[arg-type]

@@ -313,7 +313,7 @@ def test_exporter_wrapper_exports_only_from_its_own_process() -> None:
         """
         import os
         from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
-        from agentrel._config import _this_process_only
+        from agentrel._otlp import this_process_only
 
         class Recording(MetricExporter):
             def __init__(self):
@@ -328,7 +328,7 @@ def test_exporter_wrapper_exports_only_from_its_own_process() -> None:
                 pass
 
         inner = Recording()
-        wrapped = _this_process_only(inner)
+        wrapped = this_process_only(inner)
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:

@@ -21,6 +21,7 @@ from opentelemetry import metrics, trace
 
 from . import _catalogue as cat
 from ._guard import logger, telemetry_error
+from ._otlp import OTLP_HISTOGRAMS, exporters, this_process_only
 from ._runtime import T, is_set
 
 _lock = threading.Lock()
@@ -191,30 +192,6 @@ def _validate(
     return frozenset(allowed)
 
 
-def _otlp_exporters(endpoint: str | None) -> tuple[Any, Any]:
-    protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").strip()
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        if endpoint is None:
-            return OTLPSpanExporter(), OTLPMetricExporter()
-        return OTLPSpanExporter(endpoint=endpoint), OTLPMetricExporter(endpoint=endpoint)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-        OTLPMetricExporter as HTTPMetricExporter,
-    )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HTTPSpanExporter,
-    )
-
-    if endpoint is None:  # the exporters read OTEL_EXPORTER_OTLP_* themselves
-        return HTTPSpanExporter(), HTTPMetricExporter()
-    base = endpoint.rstrip("/")
-    return HTTPSpanExporter(endpoint=base + "/v1/traces"), HTTPMetricExporter(
-        endpoint=base + "/v1/metrics"
-    )
-
-
 def _resource(service_name: str | None) -> Any:
     """The resource agentrel's providers carry, with a ``service.instance.id`` per process
     (OTLP push from several workers must not merge them): the SDK's own detector sets one in
@@ -242,6 +219,7 @@ def configure(
     tracer_provider: Any = None,
     meter_provider: Any = None,
     prices: Any = None,
+    otlp_histograms: str | None = None,
 ) -> Configuration:
     """Set up OpenTelemetry for agentrel where the application has not, and return a handle.
 
@@ -268,6 +246,13 @@ def configure(
       output, cached_input)}`` in US dollars per million tokens overrides it for those
       models. ``False``: no pricing. A model with no known price is counted in
       ``agentrel.cost.unpriced_tokens``, never guessed.
+    * ``otlp_histograms``: ``"exponential"`` pushes every histogram over OTLP as a base-2
+      exponential histogram (a Prometheus native histogram once received through an OTLP
+      endpoint: one series per label set instead of one per bucket); ``"explicit"`` pushes
+      the catalogue's buckets. ``None`` (default): the exporter's default, which honours
+      ``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`` (explicit buckets unless it
+      says ``base2_exponential_bucket_histogram``). The ``/metrics`` endpoint always serves
+      the catalogue's buckets.
 
     A provider the application already set globally is used, never replaced. Bad arguments
     raise ``TypeError``/``ValueError`` here. Calling ``configure()`` again while a
@@ -292,6 +277,10 @@ def configure(
         meter_provider,
     )
     _validate_port_range(prometheus_port, prometheus_port_range)
+    if otlp_histograms is not None and otlp_histograms not in OTLP_HISTOGRAMS:
+        raise ValueError(
+            f"otlp_histograms must be one of {OTLP_HISTOGRAMS} or None, got {otlp_histograms!r}"
+        )
     with _lock:
         if _current is not None:
             logger.warning(
@@ -317,6 +306,7 @@ def configure(
             "count": prometheus_port_range,
             "addr": prometheus_addr,
             "otlp_arg": otlp_endpoint,
+            "histograms": otlp_histograms,
         }
         _setup(
             cfg,
@@ -375,7 +365,8 @@ def _setup(
         cfg._rebuild["resource"] = resource
     span_exporter = metric_exporter = None
     if endpoint:
-        span_exporter, metric_exporter = _otlp_exporters(otlp_arg)
+        histograms = (cfg._rebuild or {}).get("histograms")
+        span_exporter, metric_exporter = exporters(otlp_arg, histograms)
 
     current_mp = metrics.get_meter_provider()
     wants_prometheus = prometheus or prometheus_port is not None
@@ -397,7 +388,7 @@ def _setup(
             reader = InMemoryMetricReader()
             readers.append(reader)
         if metric_exporter is not None:
-            readers.append(PeriodicExportingMetricReader(_this_process_only(metric_exporter)))
+            readers.append(PeriodicExportingMetricReader(this_process_only(metric_exporter)))
         if readers:
             mp = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
             if reader is not None:
@@ -443,40 +434,6 @@ def _start_endpoint(cfg: Configuration) -> None:
         telemetry_error("prometheus.endpoint", exc)
 
 
-def _this_process_only(inner: Any) -> Any:
-    """A metric exporter that exports only from the process that created it.
-
-    After ``os.fork()`` the SDK restarts the parent's periodic reader in the child; exporting
-    the parent's cumulative points from every child would count them once per worker. The
-    child exports through a provider of its own instead (``_after_fork_in_child``)."""
-    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
-
-    class ThisProcessOnly(MetricExporter):
-        def __init__(self) -> None:
-            super().__init__(
-                preferred_temporality=getattr(inner, "_preferred_temporality", None),
-                preferred_aggregation=getattr(inner, "_preferred_aggregation", None),
-            )
-            self.inner = inner
-            self.pid = os.getpid()
-
-        def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
-            if os.getpid() != self.pid:
-                return MetricExportResult.SUCCESS
-            return inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-
-        def force_flush(self, timeout_millis: float = 10_000) -> bool:
-            if os.getpid() != self.pid:
-                return True
-            return bool(inner.force_flush(timeout_millis=timeout_millis))
-
-        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-            if os.getpid() == self.pid:
-                inner.shutdown(timeout_millis=timeout_millis, **kwargs)
-
-    return ThisProcessOnly()
-
-
 def _after_fork_in_child() -> None:
     """``os.register_at_fork(after_in_child=...)``: make the live configuration this process's.
 
@@ -517,8 +474,8 @@ def _child_meter_provider(cfg: Configuration) -> Any:
         cfg._collector.use_reader(reader)
         readers.append(reader)
     if cfg.otlp_endpoint:
-        exporter = _otlp_exporters(r.get("otlp_arg"))[1]
-        readers.append(PeriodicExportingMetricReader(_this_process_only(exporter)))
+        exporter = exporters(r.get("otlp_arg"), r.get("histograms"))[1]
+        readers.append(PeriodicExportingMetricReader(this_process_only(exporter)))
     # The parent's resource with a new instance id (no resource detectors: they run in a
     # thread pool, which is not to be used inside an at-fork hook).
     from opentelemetry.sdk.resources import Resource
