@@ -8,6 +8,7 @@ import importlib
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ import pytest
 import agentrel
 from agentrel import instrumentation as ai
 from agentrel import testing
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _tenacity_owners() -> list[Any]:
@@ -83,20 +86,22 @@ class _Slots:
 INTEGRATIONS: dict[str, tuple[str, Callable[[], list[Any]], str, str]] = {
     "tenacity": ("TenacityInstrumentor", _tenacity_owners, "tenacity",
                  "agentrel's tenacity integration needs tenacity: "
-                 "pip install 'agentrel[tenacity]'"),
+                 "pip install 'agentrel-otel[tenacity]'"),
     "stamina": ("StaminaInstrumentor", _stamina_owners, "stamina",
-                "agentrel's stamina integration needs stamina: pip install 'agentrel[stamina]'"),
+                "agentrel's stamina integration needs stamina: "
+                "pip install 'agentrel-otel[stamina]'"),
     "backoff": ("BackoffInstrumentor", _backoff_owners, "backoff",
-                "agentrel's backoff integration needs backoff: pip install 'agentrel[backoff]'"),
+                "agentrel's backoff integration needs backoff: "
+                "pip install 'agentrel-otel[backoff]'"),
     "pydantic_ai": ("PydanticAIInstrumentor", _pydantic_ai_owners, "pydantic_ai",
                     "agentrel's pydantic-ai integration needs pydantic-ai-slim: "
-                    "pip install 'agentrel[pydantic-ai]'"),
+                    "pip install 'agentrel-otel[pydantic-ai]'"),
     "langgraph": ("LangGraphInstrumentor", _langgraph_owners, "langgraph",
                   "agentrel's LangGraph integration needs langgraph: "
-                  "pip install 'agentrel[langgraph]'"),
+                  "pip install 'agentrel-otel[langgraph]'"),
     "openai_agents": ("OpenAIAgentsInstrumentor", _openai_agents_owners, "agents",
                       "agentrel's OpenAI Agents SDK integration needs openai-agents: "
-                      "pip install 'agentrel[openai-agents]'"),
+                      "pip install 'agentrel-otel[openai-agents]'"),
 }  # fmt: skip
 
 
@@ -173,13 +178,81 @@ def test_the_distribution_name_comes_from_one_constant() -> None:
     """The install hint reads agentrel's distribution name from one place."""
     from agentrel import _instrumentor
 
-    assert _instrumentor.DIST == "agentrel"
+    assert _instrumentor.DIST == "agentrel-otel"
     assert _instrumentor.missing_message("x", "xlib", "x") == (
-        "agentrel's x integration needs xlib: pip install 'agentrel[x]'"
+        "agentrel's x integration needs xlib: pip install 'agentrel-otel[x]'"
     )
     assert _instrumentor.missing_message("x", "xlib") == (
         "agentrel's x integration needs xlib: pip install xlib"
     )
+
+
+def test_the_constant_is_the_distribution_pyproject_builds() -> None:
+    """DIST is the name pyproject.toml builds and the registry serves agentrel under."""
+    import tomllib
+
+    from agentrel import _instrumentor
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["name"] == _instrumentor.DIST == "agentrel-otel"
+    extras = pyproject["project"]["optional-dependencies"]
+    every_other = sorted(set(extras) - {"all", "dev"})
+    in_all = sorted(
+        name for req in extras["all"] for name in req.split("[", 1)[1].split("]", 1)[0].split(",")
+    )
+    assert in_all == every_other  # [all] is every integration extra
+
+
+def test_every_install_hint_names_the_distribution() -> None:
+    """No hint in src/ or the docs tells users to install the registry's unrelated
+    ``agentrel``: every ``agentrel[...]`` spelled out is ``agentrel-otel[...]``."""
+    import re
+
+    stale = re.compile(r"(?<![\w-])agentrel\[")
+    files = [*(ROOT / "src").rglob("*.py"), ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    hits = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in files
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if stale.search(line)
+    ]
+    assert hits == []
+
+
+def test_demo_without_tenacity_names_the_extra() -> None:
+    """``agentrel demo`` with tenacity missing exits 2 with the extra to install."""
+    code = (
+        "import sys; sys.modules['tenacity'] = None\n"
+        "import importlib.util\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda n, *a: None if n == 'tenacity' else real(n, *a)\n"
+        "from agentrel._cli import main\n"
+        "sys.exit(main(['demo', '--duration', '1', '--port', '0']))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == "agentrel demo needs tenacity: pip install 'agentrel-otel[cli]'\n"
+
+
+def test_pricing_without_genai_prices_says_what_to_install(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With genai-prices missing, the first lookup logs once (INFO) which extra prices the
+    tokens it cannot price."""
+    import logging
+
+    from agentrel._cost import Pricing
+
+    monkeypatch.setitem(sys.modules, "genai_prices", None)
+    pricing = Pricing()
+    with caplog.at_level(logging.INFO, logger="agentrel"):
+        pricing._load_library()
+        pricing._load_library()
+    assert [r.getMessage() for r in caplog.records] == [
+        "agentrel: genai-prices is not installed: tokens of models without a "
+        "configure(prices=...) entry are counted in agentrel.cost.unpriced_tokens "
+        "(pip install 'agentrel-otel[cost]' prices them)"
+    ]
 
 
 def test_reset_calls_every_instrumentors_reset_hook() -> None:

@@ -224,7 +224,7 @@ CLIENT_OPERATION_DURATION = MetricSpec(
 COST = MetricSpec(
     "agentrel.cost", "counter", "usd",
     "Spend in US dollars of the tokens recorded on LLM calls, by disposition (useful or "
-    "wasted); only tokens of priced models (agentrel[cost] or configure(prices=...)).",
+    "wasted); only tokens of priced models (agentrel-otel[cost] or configure(prices=...)).",
     (AGENT, COHORT, REQUEST_MODEL, DISPOSITION),
 )  # fmt: skip
 UNPRICED_TOKENS = MetricSpec(

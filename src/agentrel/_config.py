@@ -241,7 +241,7 @@ def configure(
       completion text on spans, passed through ``redact`` first. Off by default.
     * ``tracer_provider`` / ``meter_provider``: use these instead of the global providers.
     * ``prices``: what tokens cost, for ``agentrel.cost``, ``Run.cost_usd`` and the run span.
-      ``None`` (default): genai-prices' bundled table when ``agentrel[cost]`` is installed
+      ``None`` (default): genai-prices' bundled table when ``agentrel-otel[cost]`` is installed
       (never updated over the network), else no pricing. A mapping ``{model: (input,
       output, cached_input)}`` in US dollars per million tokens overrides it for those
       models. ``False``: no pricing. A model with no known price is counted in

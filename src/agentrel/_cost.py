@@ -2,7 +2,7 @@
 
 Prices come from ``configure(prices={model: (input, output, cached input)})`` (US dollars per
 million tokens) and, for every other model, from the optional ``genai-prices`` package
-(``agentrel[cost]``), imported lazily on the first lookup. Its bundled price table is used as
+(``agentrel-otel[cost]``), imported lazily on the first lookup. Its bundled price table is used as
 it is: its price updater is never started, so nothing goes to the network. Without the package
 and without a mapping, pricing is off: nothing is computed and no cost metric is exported.
 
@@ -28,7 +28,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from . import _catalogue as cat
-from ._guard import telemetry_error
+from ._guard import logger, telemetry_error
+from ._instrumentor import DIST
 from ._tokens import CACHE_READ, CACHE_WRITE, SUBSETS, Tokens
 
 __all__ = [
@@ -175,6 +176,12 @@ class Pricing:
                 import genai_prices
             except Exception:  # ImportError, or a broken install: no price table
                 self._library = False
+                logger.info(
+                    "agentrel: genai-prices is not installed: tokens of models without a "
+                    "configure(prices=...) entry are counted in agentrel.cost.unpriced_tokens "
+                    "(pip install '%s[cost]' prices them)",
+                    DIST,
+                )
                 if not self._overrides:
                     self.enabled = False
             else:

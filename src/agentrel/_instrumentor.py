@@ -41,9 +41,9 @@ __all__ = [
     "retry_spec",
 ]
 
-#: The distribution name users install (``pip install 'agentrel[tenacity]'``): the one place
+#: The distribution name users install (``pip install 'agentrel-otel[tenacity]'``): the one place
 #: the install hints of every integration take it from.
-DIST = "agentrel"
+DIST = "agentrel-otel"
 
 
 def _ai() -> ModuleType:
@@ -61,7 +61,7 @@ class BaseInstrumentor:
     """Base of an integration that patches a library (one instance per subclass).
 
     Subclasses set ``name`` (for messages), ``requires`` (``(module, distribution)`` pairs
-    imported before ``_instrument`` runs), ``extra`` (the ``agentrel[...]`` extra that
+    imported before ``_instrument`` runs), ``extra`` (the ``agentrel-otel[...]`` extra that
     installs them, for agentrel's own integrations; empty: the hint names the distribution)
     and ``options`` (the keyword arguments ``instrument()`` passes on), and implement
     ``_instrument(**kwargs)`` / ``_uninstrument()``; ``_reset_for_tests()`` drops work left
@@ -144,7 +144,7 @@ class BaseInstrumentor:
 
 def missing_message(integration: str, distribution: str, extra: str = "") -> str:
     """The ``ImportError`` message of an integration whose library is not installed: the
-    ``agentrel[extra]`` to install (an integration of agentrel's own), else the library."""
+    ``agentrel-otel[extra]`` to install (an integration of agentrel's own), else the library."""
     hint = f"pip install '{DIST}[{extra}]'" if extra else f"pip install {distribution}"
     return f"agentrel's {integration} integration needs {distribution}: {hint}"
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
 
+from .._instrumentor import DIST
 from .._version import __version__
 
 DEMO_HELP = """\
@@ -111,6 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
+        if importlib.util.find_spec("tenacity") is None:
+            # The simulated fleet retries with the real tenacity: say what to install.
+            print(
+                f"agentrel demo needs tenacity: pip install '{DIST}[cli]'",
+                file=sys.stderr,
+            )
+            return 2
         from . import demo
 
         return demo.run(

@@ -15,6 +15,7 @@ import time
 from types import FrameType
 from typing import Any, Protocol
 
+from .._instrumentor import DIST
 from .readout import Readout
 from .view import PlainView, Progress, RichView
 
@@ -34,7 +35,7 @@ def _make_view(plain: bool) -> View:
             return RichView()
         except ImportError:
             print(
-                "agentrel demo: install 'agentrel[cli]' (rich) for the live view; "
+                f"agentrel demo: install '{DIST}[cli]' (rich) for the live view; "
                 "showing plain text",
                 file=sys.stderr,
             )

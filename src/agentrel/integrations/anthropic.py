@@ -1,4 +1,4 @@
-"""The Anthropic Python SDK (``pip install 'agentrel[anthropic]'``): ``agentrel.instrument()``.
+"""The Anthropic Python SDK (``pip install 'agentrel-otel[anthropic]'``): ``agentrel.instrument()``.
 
 Recorded: ``messages.create`` (``stream=True`` included), ``messages.stream(...)`` and
 ``with_raw_response.create``. Tokens (see docs/integrations.md): Anthropic's ``input_tokens``

@@ -1,4 +1,4 @@
-"""backoff (``pip install 'agentrel[backoff]'``): backoff's retries made visible.
+"""backoff (``pip install 'agentrel-otel[backoff]'``): backoff's retries made visible.
 
     from agentrel.integrations import backoff as agentrel_backoff
     agentrel_backoff.instrument()      # once, before the decorators run (uninstrument() undoes it)

@@ -1,4 +1,4 @@
-"""LangGraph / LangChain (``pip install 'agentrel[langgraph]'``): agent runs, tool calls, node
+"""LangGraph / LangChain (``pip install 'agentrel-otel[langgraph]'``): agent runs, tool calls, node
 retries and model requests counted exactly, with no decorator on any tool.
 
     from agentrel.integrations import langgraph as agentrel_langgraph

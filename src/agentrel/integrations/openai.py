@@ -1,4 +1,4 @@
-"""The OpenAI Python SDK (``pip install 'agentrel[openai]'``): ``agentrel.instrument(client)``.
+"""The OpenAI Python SDK (``pip install 'agentrel-otel[openai]'``): ``agentrel.instrument(client)``.
 
 Recorded: ``chat.completions.create`` / ``.parse`` / ``.stream``, ``responses.create`` /
 ``.parse`` / ``.stream``, and the same through ``with_raw_response``. Tokens (how they are

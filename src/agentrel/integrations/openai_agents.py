@@ -551,7 +551,7 @@ is_instrumented = instrumented
 
 def instrument() -> None:
     """Hook the OpenAI Agents SDK (idempotent: a second call warns once and returns).
-    Requires ``openai-agents`` >= 0.24 (``pip install 'agentrel[openai-agents]'``; without it,
+    Requires ``openai-agents`` >= 0.24 (``pip install 'agentrel-otel[openai-agents]'``; without it,
     an ``ImportError`` says so); a version without one of the private functions hooked is
     instrumented without it, with one warning."""
     _INSTRUMENTOR.instrument()

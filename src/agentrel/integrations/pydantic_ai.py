@@ -1,4 +1,5 @@
-"""pydantic-ai (``pip install 'agentrel[pydantic-ai]'``): every agent run counted, no decorators.
+"""pydantic-ai (``pip install 'agentrel-otel[pydantic-ai]'``): every agent run counted, no
+decorators.
 
     from agentrel.integrations import pydantic_ai as agentrel_pydantic_ai
     agentrel_pydantic_ai.instrument()       # once, at startup (uninstrument() undoes it)

@@ -1,4 +1,4 @@
-"""stamina (``pip install 'agentrel[stamina]'``): stamina's retries made visible.
+"""stamina (``pip install 'agentrel-otel[stamina]'``): stamina's retries made visible.
 
     from agentrel.integrations import stamina as agentrel_stamina
     agentrel_stamina.instrument()

@@ -1,4 +1,4 @@
-"""tenacity (``pip install 'agentrel[tenacity]'``): every tenacity retry made visible.
+"""tenacity (``pip install 'agentrel-otel[tenacity]'``): every tenacity retry made visible.
 
     from agentrel.integrations import tenacity as agentrel_tenacity
     agentrel_tenacity.instrument()
