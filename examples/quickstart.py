@@ -1,25 +1,26 @@
-"""agentrel in 20 lines: a flaky tool, an agent run, /metrics for Prometheus."""
-
-import os
-
 import agentrel
 
-cfg = agentrel.configure(prometheus_port=int(os.environ.get("PORT", "9464")))
-failures = [TimeoutError("search timed out")]  # the first call fails
+agentrel.configure(prometheus_port=9464)  # /metrics on 127.0.0.1:9464 while it runs
+
+flaky = [TimeoutError("search timed out")]  # the first call fails
 
 
 @agentrel.tool(system="kb", owner="support-oncall")
 def search(query: str) -> str:
-    if failures:
-        raise failures.pop()
-    agentrel.record_tokens(input=1200, output=80, model="gpt-4o-mini")
-    return f"articles about {query}"
+    agentrel.record_tokens(input=1200, output=80, model="gpt-4o-mini")  # its model work
+    if flaky:
+        raise flaky.pop()
+    return f"3 articles about {query}"
 
 
-with agentrel.run("support", cohort="smb") as run:
-    try:
-        search("refunds")
-    except TimeoutError:  # the agent loop hands the error to the model, which calls again
-        search("refunds")
+with agentrel.run("support") as run:  # one agent run
+    for _ in range(3):  # the agent loop: after a failure, it tries again
+        try:
+            answer = search("refunds")
+            break
+        except TimeoutError:
+            continue
+
+print(answer)
 print(f"outcome={run.outcome} retry_depth={run.retry_depth} attempts={run.attempts}")
-print(f"Prometheus scrapes {cfg.prometheus_url}")
+print(f"amplification={run.token_amplification}")

@@ -4,6 +4,7 @@ name is documented."""
 from __future__ import annotations
 
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,69 @@ def test_reliability_doc_cites_tests_that_exist() -> None:
             suite |= names
     assert sorted(cited - everywhere) == []
     assert sorted(suite - cited) == []
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to -."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    seen: dict[str, int] = {}
+    out: set[str] = set()
+    in_code = False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        if in_code or not line.startswith("#"):
+            continue
+        slug = _slug(line.lstrip("#"))
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        out.add(slug if n == 0 else f"{slug}-{n}")
+    return out
+
+
+def _user_docs() -> list[Path]:
+    return [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_every_relative_link_in_the_docs_resolves() -> None:
+    """Every relative link in README, CHANGELOG and docs/ points at a file of the repository,
+    and every #anchor into a Markdown file at one of its headings."""
+    link = re.compile(r"\]\(([^)\s]+)\)")
+    broken: list[str] = []
+    for doc in _user_docs():
+        for n, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            for target in link.findall(line):
+                if re.match(r"[a-z]+:", target):  # https:, mailto:
+                    continue
+                file, _, anchor = target.partition("#")
+                dest = (doc.parent / file).resolve() if file else doc
+                where = f"{doc.relative_to(ROOT)}:{n}: {target}"
+                if not dest.exists():
+                    broken.append(where)
+                elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+                    broken.append(where + " (no such heading)")
+    assert broken == []
+
+
+def test_user_docs_and_code_stand_alone() -> None:
+    """Users have only this repository: nothing they read cites a design document outside
+    it or an issue number."""
+    stale = re.compile(r"DESIGN\s*§|DESIGN\.md|shared/|\b[Ii]ssue #?\d+|\bissue-\d+")
+    files = [
+        *_user_docs(),
+        *(ROOT / "src").rglob("*.py"),
+        *(ROOT / "examples").glob("*.py"),
+        *(ROOT / "bench").glob("*.py"),
+    ]
+    hits = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in files
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if stale.search(line)
+    ]
+    assert hits == []
