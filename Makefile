@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench clean dist wheel-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,20 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/overhead.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist .venv-wheel
+
+# The release artefacts: sdist and wheel in dist/, their metadata checked (twine check
+# --strict, then tools/check_dist.py: contents, name, version, extras, entry points).
+dist: $(VENV)/.installed-dev
+	rm -rf dist
+	$(BIN)/python -m build --sdist --wheel --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/python tools/check_dist.py dist
+
+# The test suite against the installed wheel (with [all]) in a fresh venv, not the source
+# tree: what a user who runs pip install agentrel-otel gets. Builds with `make dist` first.
+wheel-test: dist
+	.ci/wheel-test
 
 # The host libraries' own test suites (tenacity, stamina, backoff, LangGraph, langgraph-prebuilt,
 # the OpenAI Agents SDK, openai-python), from their sdists at the installed versions, run once

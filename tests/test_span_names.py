@@ -13,7 +13,7 @@ from agentrel import _catalogue as cat
 from agentrel import testing
 
 PKG = Path(agentrel.__file__).parent
-ROOT = PKG.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 NAME = re.compile(r"^(agentrel|gen_ai|exception)\.[a-z_.]+$")
 #: Dotted strings that are not span names: contextvar and logger names, an entry-point group,
 #: a module prefix.
