@@ -1,6 +1,5 @@
 import agentrel
-
-agentrel.configure(prometheus_port=9464)  # /metrics on 127.0.0.1:9464 while it runs
+from agentrel import testing
 
 flaky = [TimeoutError("search timed out")]  # the first call fails
 
@@ -13,14 +12,18 @@ def search(query: str) -> str:
     return f"3 articles about {query}"
 
 
-with agentrel.run("support") as run:  # one agent run
-    for _ in range(3):  # the agent loop: after a failure, it tries again
-        try:
-            answer = search("refunds")
-            break
-        except TimeoutError:
-            continue
+with testing.capture() as metrics:  # in memory; a service calls agentrel.configure() instead
+    with agentrel.run("support") as run:  # one agent run
+        for _ in range(3):  # the agent loop: after a failure, it tries again
+            try:
+                answer = search("refunds")
+                break
+            except TimeoutError:
+                continue
+    absorbed = metrics.counter("agentrel.tool.failures", {"agentrel.absorbed": "true"})
+    wasted = metrics.counter("agentrel.tokens", {"agentrel.token.disposition": "wasted"})
 
 print(answer)
 print(f"outcome={run.outcome} retry_depth={run.retry_depth} attempts={run.attempts}")
 print(f"amplification={run.token_amplification}")
+print(f"absorbed failures={absorbed:g} wasted tokens={wasted:g}")

@@ -9,12 +9,23 @@ from pathlib import Path
 
 import pytest
 
+import agentrel
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+def _env(**extra: str) -> dict[str, str]:
+    """The environment of an example's interpreter: no OTEL_* settings, and the agentrel this
+    test imported (the source tree or the installed wheel) first on the path, whatever the
+    working directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    home = str(Path(agentrel.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (home, env.get("PYTHONPATH")) if p)
+    return {**env, **extra}
+
+
 def _run(name: str) -> str:
-    env = {**os.environ, "PORT": "0"}
-    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    env = _env(PORT="0")
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / name)],
         capture_output=True,
@@ -29,31 +40,44 @@ def _run(name: str) -> str:
 
 
 def _readme_quickstart() -> tuple[str, str]:
-    """The README's first code block under Quickstart and the output it says it prints."""
+    """The README's first code block under Quickstart (it must be Python) and the output the
+    README says it prints."""
     readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Quickstart") :]
+    fence = section.index("```")
     opening = "```python\n"
-    code = section[section.index(opening) + len(opening) :]
+    assert section[fence:].startswith(opening), "the Quickstart's first code block is not Python"
+    code = section[fence + len(opening) :]
     code = code[: code.index("```\n")]
     said = "It prints:\n\n```text\n"
     printed = section[section.index(said) + len(said) :]
     return code, printed[: printed.index("```\n")]
 
 
-def test_quickstart() -> None:
+def test_quickstart(tmp_path: Path) -> None:
     """The README's Quickstart runs as pasted (no key, no network) in a fresh interpreter and
-    prints what the README says: a recovered run, retry depth 1, amplification 2.0."""
+    prints what the README says: a recovered run, retry depth 1, amplification 2.0, one
+    absorbed failure and the failed attempt's 1,280 tokens wasted."""
     code, printed = _readme_quickstart()
     assert code == (EXAMPLES / "quickstart.py").read_text(encoding="utf-8")
     assert printed == (
-        "3 articles about refunds\noutcome=recovered retry_depth=1 attempts=2\namplification=2.0\n"
+        "3 articles about refunds\n"
+        "outcome=recovered retry_depth=1 attempts=2\n"
+        "amplification=2.0\n"
+        "absorbed failures=1 wasted tokens=1280\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+        cwd=tmp_path,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == printed
+    assert proc.stderr == ""
     assert _run("quickstart.py") == printed
 
 
