@@ -6,7 +6,7 @@ node is retried in place), then runs a ReAct loop: the model asks for the weathe
 (the weather service times out twice; ToolNode(handle_tool_errors=True) hands each error to
 the model as a message), then answers.
 
-    pip install 'agentrel[langgraph]'
+    pip install 'agentrel-otel[langgraph]'   # Python 3.11 or later
     python examples/langgraph_agent.py
 """
 

@@ -5,7 +5,7 @@ city (the tool answers ModelRetry), then to hit a weather-service timeout (ToolF
 to the model as a failed tool result), then to get the weather, then to write an answer the
 output validator rejects (it leaves out the rain), and finally a good answer.
 
-    pip install 'agentrel[pydantic-ai]'
+    pip install 'agentrel-otel[pydantic-ai]'   # Python 3.11 or later
     python examples/pydantic_ai_agent.py
 """
 
