@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import agentrel
 from agentrel import _catalogue as cat
 
@@ -89,10 +91,40 @@ def test_reliability_doc_cites_tests_that_exist() -> None:
 
 
 def _slug(heading: str) -> str:
-    """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to -."""
-    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    """GitHub's anchor for a Markdown heading: the rendered text (code marks and emphasis
+    stars gone, a link's text kept) in lower case, punctuation dropped except ``-`` and ``_``,
+    each space a ``-``."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip())
+    text = re.sub(r"[`*]", "", text.lower())
     text = re.sub(r"[^\w\- ]", "", text)
     return text.replace(" ", "-")
+
+
+@pytest.mark.parametrize(
+    ("heading", "slug"),
+    [
+        pytest.param("Quickstart (30 seconds)", "quickstart-30-seconds", id="parentheses"),
+        pytest.param(
+            "The host libraries' own test suites",
+            "the-host-libraries-own-test-suites",
+            id="apostrophe",
+        ),
+        pytest.param(
+            "`agentrel.current_run() -> Run | None`",
+            "agentrelcurrent_run---run--none",
+            id="code-keeps-underscores",
+        ),
+        pytest.param(
+            "Writing an integration: `agentrel.instrumentation`",
+            "writing-an-integration-agentrelinstrumentation",
+            id="colon",
+        ),
+        pytest.param("See [the API](api.md)", "see-the-api", id="link-text"),
+    ],
+)
+def test_slug_is_githubs(heading: str, slug: str) -> None:
+    """Anchors are checked against the slugs GitHub gives headings."""
+    assert _slug(heading) == slug
 
 
 def _anchors(path: Path) -> set[str]:
@@ -136,14 +168,19 @@ def test_every_relative_link_in_the_docs_resolves() -> None:
 
 
 def test_user_docs_and_code_stand_alone() -> None:
-    """Users have only this repository: nothing they read cites a design document outside
-    it or an issue number."""
+    """Users have only this repository: nothing they read (docs, code, examples, tests, tools)
+    cites a design document outside it or an issue number."""
     stale = re.compile(r"DESIGN\s*§|DESIGN\.md|shared/|\b[Ii]ssue #?\d+|\bissue-\d+")
+    for cited in ("DESIGN §2", "see ../shared/DESIGN.md", "fixed in issue 42", "Issue #7"):
+        assert stale.search(cited), cited
+    assert not stale.search("the issue is the retry budget; see docs/concepts.md")
     files = [
         *_user_docs(),
         *(ROOT / "src").rglob("*.py"),
         *(ROOT / "examples").glob("*.py"),
         *(ROOT / "bench").glob("*.py"),
+        *(ROOT / "tools").rglob("*.py"),
+        *(p for p in (ROOT / "tests").rglob("*.py") if p != Path(__file__).resolve()),
     ]
     hits = [
         f"{path.relative_to(ROOT)}:{n}"
