@@ -25,6 +25,7 @@ from agentrel import _catalogue as cat
 
 from .conftest import (
     ALERTS_FILE,
+    DEPLOY_DIR,
     RULES_FILE,
     Processes,
     alerting_rules,
@@ -32,6 +33,7 @@ from .conftest import (
     dashboards,
     free_port,
     http_get_json,
+    load_yaml,
     recording_rules,
     require,
     require_binary,
@@ -155,8 +157,14 @@ def stack(processes: Processes, tmp_path: Path, webhook: Webhook) -> Stack:
         for rule in group["rules"]:
             rule["for"] = "1s"
     (tmp_path / "alerts.yml").write_text(yaml.safe_dump(alerts))
+    # The shipped config's external labels, as they reach Alertmanager with every alert.
+    shipped = load_yaml(DEPLOY_DIR / "prometheus" / "prometheus.yml")
     prom_config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "global": {
+            "scrape_interval": "1s",
+            "evaluation_interval": "1s",
+            "external_labels": shipped["global"]["external_labels"],
+        },
         "rule_files": [str(RULES_FILE), str(tmp_path / "alerts.yml")],
         "alerting": {
             "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]
@@ -241,6 +249,7 @@ def test_demo_prometheus_alertmanager_end_to_end(stack: Stack, webhook: Webhook)
     alert = alerts[0]
     assert alert["labels"]["severity"] == "warning"
     assert alert["labels"]["gen_ai_tool_name"] == "issue_refund"
+    assert alert["labels"]["cluster"] == "agentrel-demo"  # the external label Prometheus adds
     assert alert["annotations"]["runbook_url"].endswith("docs/runbook.md#agentunsaferetries")
     assert "issue_refund" in alert["annotations"]["description"]
     assert "{{" not in alert["annotations"]["description"]
