@@ -74,3 +74,23 @@ $(HOST_VENV)/.installed: pyproject.toml tools/host_suites/requirements.txt
 .PHONY: host-suites
 host-suites: $(HOST_VENV)/.installed
 	$(HOST_VENV)/bin/python tools/host_suites/run.py $(HOST_SUITES_ARGS)
+
+# The ops kit, checked by the tools that read it, without Docker and without .venv (PyYAML for
+# the generator's --check; promtool and amtool; node with tools/dashboard-check/node_modules,
+# installed from its package-lock.json when missing). docs/operations.md, "Without Docker".
+PROMTOOL ?= promtool
+AMTOOL ?= amtool
+NODE ?= node
+NPM ?= npm
+
+.PHONY: check-ops
+check-ops:
+	$(PYTHON) tools/ops/generate.py --check
+	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
+	$(PROMTOOL) check config deploy/prometheus/prometheus.local.yml
+	$(PROMTOOL) check rules prometheus/agentrel.rules.yml prometheus/agentrel.alerts.yml
+	$(PROMTOOL) test rules prometheus/tests/*.test.yml
+	$(AMTOOL) check-config deploy/alertmanager/alertmanager.yml
+	cd tools/dashboard-check && \
+	  if [ ! -x node_modules/.bin/tsc ]; then $(NPM) ci --no-audit --no-fund; fi && \
+	  $(NODE) generate.mjs && $(NODE) node_modules/.bin/tsc --noEmit -p build/tsconfig.json

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
@@ -53,8 +54,9 @@ def test_compose_rejects_a_broken_file(tmp_path: Path) -> None:
 
 
 def test_compose_stack_shape() -> None:
-    """Two demo replicas, Prometheus with exemplar storage and the rules mounted,
-    Alertmanager, Grafana with provisioning and dashboards; every port on 127.0.0.1."""
+    """Two demo replicas, Prometheus with exemplar storage and the rules mounted where its
+    config's relative rule_files paths point, Alertmanager, Grafana with provisioning and
+    dashboards; every port on 127.0.0.1."""
     result = compose("config")
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
@@ -62,7 +64,14 @@ def test_compose_stack_shape() -> None:
     assert "--enable-feature=exemplar-storage" in services["prometheus"]["command"]
     volumes = [v for s in services.values() for v in s.get("volumes", [])]
     mounts = {v["target"]: v.get("source", "") for v in volumes}
-    assert mounts["/etc/prometheus/rules"].endswith("/prometheus")
+    # the config names its rules relative to itself; the mounts keep the repository layout
+    config = mounts["/etc/agentrel/deploy/prometheus/prometheus.yml"]
+    assert config.endswith("/deploy/prometheus/prometheus.yml")
+    assert mounts["/etc/agentrel/prometheus"].endswith("/prometheus")
+    assert (
+        "--config.file=/etc/agentrel/deploy/prometheus/prometheus.yml"
+        in services["prometheus"]["command"]
+    )
     assert mounts["/var/lib/grafana/dashboards/agentrel"].endswith("/dashboards")
     assert mounts["/etc/grafana/provisioning"].endswith("deploy/grafana/provisioning")
     for name, svc in services.items():
@@ -70,3 +79,26 @@ def test_compose_stack_shape() -> None:
             assert port["host_ip"] == "127.0.0.1", name
     for path in (services["agent-1"]["build"]["dockerfile"], "deploy/demo/entrypoint.sh"):
         assert (ROOT / path).is_file()
+
+
+def test_compose_prometheus_finds_the_rule_files() -> None:
+    """Inside the container, the config's rule_files (relative to the config, as Prometheus
+    resolves them) land in a mount whose source holds those very files."""
+    result = compose("config")
+    assert result.returncode == 0, result.stderr
+    prom = yaml.safe_load(result.stdout)["services"]["prometheus"]
+    flag = next(a for a in prom["command"] if a.startswith("--config.file="))
+    config = PurePosixPath(flag.split("=", 1)[1])
+    mounts = {
+        PurePosixPath(v["target"]): Path(v["source"]) for v in prom["volumes"] if "source" in v
+    }
+    host_config = yaml.safe_load(mounts[config].read_text())
+    found = []
+    for rel in host_config["rule_files"]:
+        inside = PurePosixPath(os.path.normpath(config.parent / rel))
+        target = next(t for t in mounts if inside.is_relative_to(t))
+        found.append((mounts[target] / inside.relative_to(target)).resolve())
+    assert found == [
+        ROOT / "prometheus" / "agentrel.rules.yml",
+        ROOT / "prometheus" / "agentrel.alerts.yml",
+    ]

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from agentrel import _catalogue as cat
 
 from .conftest import (
     ALERTS_FILE,
+    DEPLOY_DIR,
     RULES_FILE,
     Processes,
     alerting_rules,
@@ -32,6 +32,8 @@ from .conftest import (
     dashboards,
     free_port,
     http_get_json,
+    label_values_expr,
+    load_yaml,
     recording_rules,
     require,
     require_binary,
@@ -89,7 +91,7 @@ class Webhook:
         return [a for p in list(self.payloads) for a in p["alerts"]]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def webhook() -> Iterator[Webhook]:
     hook = Webhook()
     hook.thread.start()
@@ -112,9 +114,22 @@ class Stack:
         return list(body["data"]["result"])
 
 
-@pytest.fixture
-def stack(processes: Processes, tmp_path: Path, webhook: Webhook) -> Stack:
+@pytest.fixture(scope="module")
+def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
+    """The module's processes (one stack for every test here), stopped by PID at the end."""
+    procs = Processes(tmp_path_factory.mktemp("e2e-logs"))
+    try:
+        yield procs
+    finally:
+        procs.stop_all()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    processes: Processes, tmp_path_factory: pytest.TempPathFactory, webhook: Webhook
+) -> Stack:
     """agentrel demo (degraded) + Prometheus + Alertmanager, all on 127.0.0.1, free ports."""
+    tmp_path = tmp_path_factory.mktemp("e2e")
     prometheus = require_binary("prometheus")
     alertmanager = require_binary("prometheus-alertmanager", "alertmanager")
     try:
@@ -155,8 +170,14 @@ def stack(processes: Processes, tmp_path: Path, webhook: Webhook) -> Stack:
         for rule in group["rules"]:
             rule["for"] = "1s"
     (tmp_path / "alerts.yml").write_text(yaml.safe_dump(alerts))
+    # The shipped config's external labels, as they reach Alertmanager with every alert.
+    shipped = load_yaml(DEPLOY_DIR / "prometheus" / "prometheus.yml")
     prom_config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "global": {
+            "scrape_interval": "1s",
+            "evaluation_interval": "1s",
+            "external_labels": shipped["global"]["external_labels"],
+        },
         "rule_files": [str(RULES_FILE), str(tmp_path / "alerts.yml")],
         "alerting": {
             "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]
@@ -241,6 +262,38 @@ def test_demo_prometheus_alertmanager_end_to_end(stack: Stack, webhook: Webhook)
     alert = alerts[0]
     assert alert["labels"]["severity"] == "warning"
     assert alert["labels"]["gen_ai_tool_name"] == "issue_refund"
+    assert alert["labels"]["cluster"] == "agentrel-demo"  # the external label Prometheus adds
     assert alert["annotations"]["runbook_url"].endswith("docs/runbook.md#agentunsaferetries")
     assert "issue_refund" in alert["annotations"]["description"]
     assert "{{" not in alert["annotations"]["description"]
+
+
+#: The demo's tools (src/agentrel/_cli/fleet.py): its @agentrel.tool functions. Its LLM calls
+#: (``chat <model>``) and its fallback chain (``answer``) are not tools.
+DEMO_TOOLS = {"search_kb", "lookup_order", "issue_refund", "cached_answer"}
+
+
+def test_tool_variable_lists_exactly_the_demos_tools(stack: Stack) -> None:
+    """Each dashboard's `tool` variable, run as Grafana runs it, returns the demo's tools and
+    nothing else, while the same label on agentrel_tool_attempts also names LLM calls and
+    the fallback chain."""
+    from agentrel._cli import fleet
+    from agentrel._registry import registered_tools
+
+    assert {t.name for t in registered_tools()} >= DEMO_TOOLS  # the demo's own inventory
+    tool = cat.prometheus_label(cat.TOOL)
+    attempts = f"{cat.TOOL_ATTEMPTS.prometheus_name}_count"
+    others = {*fleet.TIER_CALLS.values(), "answer"} - DEMO_TOOLS
+
+    def every_call_seen() -> set[str] | None:
+        seen = {r["metric"][tool] for r in stack.query(f"count by ({tool}) ({attempts})")}
+        return seen if seen >= DEMO_TOOLS | others else None
+
+    seen = wait_for(every_call_seen, timeout=DATA_TIMEOUT, what="every call of the demo")
+    assert seen - DEMO_TOOLS  # LLM calls and the chain share the label
+    for name, dashboard in dashboards().items():
+        (query,) = [
+            v["query"]["query"] for v in dashboard["templating"]["list"] if v["name"] == "tool"
+        ]
+        values = {r["metric"][tool] for r in stack.query(label_values_expr(query))}
+        assert values == DEMO_TOOLS, name

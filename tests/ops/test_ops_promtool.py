@@ -14,6 +14,9 @@ from .conftest import (
     PROMETHEUS_DIR,
     RULE_TESTS_DIR,
     RULES_FILE,
+    alerting_rules,
+    load_yaml,
+    recording_rules,
     require_binary,
 )
 
@@ -58,15 +61,30 @@ def test_promtool_test_rules_catches_a_changed_threshold(tmp_path: Path) -> None
         assert result.returncode != 0, f"changing {old!r} went unnoticed"
 
 
-def test_promtool_check_config_of_the_compose_prometheus(tmp_path: Path) -> None:
-    """deploy/prometheus/prometheus.yml is valid with the rule files mounted where compose
-    mounts them (rules/ next to the config)."""
+@pytest.mark.parametrize("name", ["prometheus.yml", "prometheus.local.yml"])
+def test_promtool_check_config_of_the_shipped_prometheus(name: str, tmp_path: Path) -> None:
+    """`promtool check config` on the repository's own file, as is, from an unrelated working
+    directory: its rule_files resolve relative to the config and are the shipped rule files."""
+    promtool = require_binary("promtool")
+    config = DEPLOY_DIR / "prometheus" / name
+    result = run([promtool, "check", "config", str(config)], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "SUCCESS: 2 rule files found" in out
+    assert f"SUCCESS: {len(recording_rules())} rules found" in out
+    assert f"SUCCESS: {len(alerting_rules())} rules found" in out
+    rule_files = load_yaml(config)["rule_files"]
+    assert [(config.parent / f).resolve() for f in rule_files] == [RULES_FILE, ALERTS_FILE]
+
+
+def test_promtool_check_config_fails_on_a_missing_rule_file(tmp_path: Path) -> None:
+    """The check can fail: the same config copied elsewhere names rule files that do not
+    exist there."""
     promtool = require_binary("promtool")
     shutil.copy(DEPLOY_DIR / "prometheus" / "prometheus.yml", tmp_path / "prometheus.yml")
-    (tmp_path / "rules").symlink_to(PROMETHEUS_DIR)
     result = run([promtool, "check", "config", str(tmp_path / "prometheus.yml")])
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 rule files found" in result.stdout
+    assert result.returncode != 0
+    assert "agentrel.rules.yml" in result.stdout + result.stderr
 
 
 def test_amtool_check_config() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._series import AGENT, COHORT, RETRY_DEPTH, TOOL, TOOL_ATTEMPTS, series
+from ._series import AGENT, COHORT, RETRY_DEPTH, TOOL, TOOL_DURATION, series
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 RUN_SEL = f'{AGENT}=~"$agent", {COHORT}=~"$cohort"'
@@ -120,7 +120,9 @@ def variables(*names: str) -> list[dict[str, Any]]:
             f'label_values({series(RETRY_DEPTH, "_count")}{{{AGENT}=~"$agent"}}, {COHORT})',
             "Cohort",
         ),
-        "tool": (f"label_values({series(TOOL_ATTEMPTS, '_count')}, {TOOL})", "Tool"),
+        # Tools only: gen_ai.execute_tool.duration is recorded for tool calls, never for LLM
+        # calls or fallback chains (which share gen_ai_tool_name on agentrel_tool_attempts).
+        "tool": (f"label_values({series(TOOL_DURATION, '_count')}, {TOOL})", "Tool"),
     }
     for name in names:
         query, label = sources[name]

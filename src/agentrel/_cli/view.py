@@ -8,6 +8,7 @@ the scenario, the seed and the rate: two runs with the same seed print the same 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -178,6 +179,16 @@ COHORT_HEADER = (
 )
 
 
+#: The per-cohort columns as two blocks (indexes into ``COHORT_HEADER``), each with the cohort
+#: first: what happened to the runs, then what they cost. The plain summary always prints the
+#: two; the live view prints one table where it fits the terminal and the two where it does
+#: not (an 80-column terminal).
+COHORT_BLOCKS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("runs", (0, 1, 2, 3, 4, 9)),
+    ("attempts, tokens and spend", (0, 5, 6, 7, 8)),
+)
+
+
 def cohort_rows(r: Readout) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for name in COHORTS:
@@ -223,13 +234,14 @@ def summary_text(r: Readout, p: Progress) -> str:
     lines += [f"  {k:<21}{v}" for k, v in classic_rows(r, p)]
     lines += ["", "What agentrel sees"]
     lines += [f"  {k:<21}{v}" for k, v in agentrel_rows(r, p)]
-    lines += ["", "Per cohort"]
-    widths = (12, 7, 14, 8, 11, 10, 8, 11, 10, 11)
     table = [COHORT_HEADER, *cohort_rows(r)]
-    for row in table:
-        cells = [row[0].ljust(widths[0])]
-        cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        lines.append("  " + "".join(cells))
+    for title, columns in COHORT_BLOCKS:
+        lines += ["", f"Per cohort: {title}"]
+        widths = [max(len(row[i]) for row in table) for i in columns]
+        for row in table:
+            cells = [row[columns[0]].ljust(widths[0])]
+            cells += [row[i].rjust(w) for i, w in zip(columns[1:], widths[1:], strict=True)]
+            lines.append("  " + "   ".join(cells).rstrip())
     if r.fleet.total:
         lines += ["", verdict_sentence(r)]
     return "\n".join(lines) + "\n"
@@ -244,6 +256,37 @@ def status_line(r: Readout, p: Progress) -> str:
         f"recovered {pct(g.share(cat.RECOVERED))} | attempts {times(g.attempt_ratio)} | "
         f"tokens {times(g.amplification)} | depth p95 {bound(g.depth_quantile(0.95))}"
     )
+
+
+class CohortTables:
+    """The live view's per-cohort figures (a rich renderable): one table where the console is
+    wide enough for it, else the ``COHORT_BLOCKS`` stacked, so no figure is ever cut."""
+
+    def __init__(self, rows: list[tuple[str, ...]]) -> None:
+        self.rows = rows
+
+    def table(self, title: str, columns: Sequence[int]) -> Any:
+        from rich import box
+        from rich.table import Table
+
+        t = Table(box=box.SIMPLE_HEAD, title=title)
+        for i in columns:
+            t.add_column(COHORT_HEADER[i], justify="left" if i == 0 else "right", no_wrap=True)
+        for row in self.rows:
+            t.add_row(*(row[i] for i in columns))
+        return t
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
+        from rich.measure import Measurement
+
+        full = self.table("per cohort", range(len(COHORT_HEADER)))
+        # measured unconstrained: a measurement within the console's width is clamped to it
+        natural = Measurement.get(console, options.update(max_width=10_000), full).maximum
+        if natural <= options.max_width:
+            yield full
+            return
+        for title, columns in COHORT_BLOCKS:
+            yield self.table(f"per cohort: {title}", columns)
 
 
 # --- views ---------------------------------------------------------------------------------------
@@ -277,25 +320,25 @@ class PlainView:
 class RichView:
     """A live terminal view (rich), refreshed by ``update`` (once a second)."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
         from rich.console import Console
         from rich.live import Live
 
-        self.console = Console()
+        self.console = console if console is not None else Console()
         self._live = Live(console=self.console, auto_refresh=False, transient=True)
 
     def start(self, p: Progress) -> None:
         self._live.start()
 
     def update(self, r: Readout, p: Progress, elapsed: float) -> None:
-        self._live.update(self._render(r, p), refresh=True)
+        self._live.update(self.render(r, p), refresh=True)
 
     def stop(self, r: Readout, p: Progress) -> None:
         self._live.stop()
-        self.console.print(self._render(r, p, final=True))
+        self.console.print(self.render(r, p, final=True))
 
-    def _render(self, r: Readout, p: Progress, final: bool = False) -> Any:
-        from rich import box
+    def render(self, r: Readout, p: Progress, final: bool = False) -> Any:
+        """The view as a rich renderable (what ``update`` shows; ``final`` for ``stop``)."""
         from rich.columns import Columns
         from rich.console import Group as RGroup
         from rich.panel import Panel
@@ -327,9 +370,7 @@ class RichView:
             title="What agentrel sees",
             border_style="yellow",
         )
-        cohorts = Table(*COHORT_HEADER, box=box.SIMPLE_HEAD, title="per cohort")
-        for row in cohort_rows(r):
-            cohorts.add_row(*row)
+        cohorts = CohortTables(cohort_rows(r))
         parts: list[Any] = [Text(_title(p), style="bold"), Columns([left, right]), cohorts]
         if final and g.total:
             parts.append(Text(verdict_sentence(r), style="bold"))
