@@ -61,3 +61,12 @@ $(HOST_VENV)/.installed: pyproject.toml tools/host_suites/requirements.txt
 .PHONY: host-suites
 host-suites: $(HOST_VENV)/.installed
 	$(HOST_VENV)/bin/python tools/host_suites/run.py $(HOST_SUITES_ARGS)
+
+# The version matrix (tools/matrix): the integration and core tests at every dependency's
+# lower bound, at the newest releases, on the httpx-era OpenAI/Anthropic SDKs, and on
+# Python 3.10-3.13; each cell in its own venv under .venv-matrix/. docs/compatibility.md.
+MATRIX_ARGS ?=
+
+.PHONY: matrix
+matrix:
+	$(PYTHON) tools/matrix/run.py $(MATRIX_ARGS)
