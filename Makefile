@@ -94,3 +94,12 @@ check-ops:
 	cd tools/dashboard-check && \
 	  if [ ! -x node_modules/.bin/tsc ]; then $(NPM) ci --no-audit --no-fund; fi && \
 	  $(NODE) generate.mjs && $(NODE) node_modules/.bin/tsc --noEmit -p build/tsconfig.json
+
+# The version matrix (tools/matrix): the integration and core tests at every dependency's
+# lower bound, at the newest releases, on the httpx-era OpenAI/Anthropic SDKs, and on
+# Python 3.10-3.13; each cell in its own venv under .venv-matrix/. docs/compatibility.md.
+MATRIX_ARGS ?=
+
+.PHONY: matrix
+matrix:
+	$(PYTHON) tools/matrix/run.py $(MATRIX_ARGS)

@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
+
+pytest.importorskip("langchain_core")
+pytest.importorskip("langgraph")
+
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
