@@ -4,14 +4,17 @@ and label combinations for a counter, with the buckets read from the catalogue."
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from collections import Counter
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 import agentrel
 from agentrel import _catalogue as cat
 from agentrel.instrumentation import current_call
+from pyproc import run_py
 
 
 def series_per_combination(spec: cat.MetricSpec) -> int:
@@ -95,3 +98,40 @@ def test_series_per_family_equal_the_formula() -> None:
         for name, n in COMBINATIONS.items()
     }
     assert dict(served) == expected
+
+
+#: The demo's loop (src/agentrel/_cli/demo.py) without its clock: the degraded scenario, seed 1,
+#: 300 runs (the default 20 runs/s for 15 s), a replica restart every RESTART_EVERY runs; then
+#: one scrape of /metrics.
+_DEMO = """
+import json, sys, urllib.request
+sys.path.insert(0, {tests!r})
+import agentrel
+from agentrel._cli import fleet as fleet_mod
+from agentrel._cli.demo import restart_replica
+from test_series import _served
+cfg = agentrel.configure(prometheus_port=0, cohorts=fleet_mod.COHORTS, prices=fleet_mod.PRICES)
+fleet = fleet_mod.Fleet(fleet_mod.SCENARIOS["degraded"], 1)
+for i in range({runs}):
+    if i and i % fleet_mod.RESTART_EVERY == 0:
+        restart_replica()
+    fleet.run(i)
+with urllib.request.urlopen(cfg.prometheus_url, timeout=10) as resp:
+    body = resp.read().decode()
+cfg.shutdown()
+print(json.dumps(_served(body)))
+"""
+
+#: Series the demo serves after 300 runs of seed 1, pinned: the demo is the budget's yardstick.
+DEMO_SERIES = 910
+
+
+def test_the_demo_serves_at_most_1000_series() -> None:
+    tests = Path(__file__).resolve().parent
+    root = Path(agentrel.__file__).resolve().parent.parent
+    out = run_py(_DEMO.format(tests=str(tests), runs=300), PYTHONPATH=str(root))
+    served: dict[str, int] = json.loads(out.splitlines()[-1])
+    for spec in cat.METRICS:  # whole label combinations only
+        assert served.get(spec.name, 0) % series_per_combination(spec) == 0, spec.name
+    assert sum(served.values()) == DEMO_SERIES, served
+    assert DEMO_SERIES <= 1000
