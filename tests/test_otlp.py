@@ -20,11 +20,14 @@ from typing import Any
 
 import pytest
 
+import agentrel
 from agentrel import METRICS
 from otlp_scenario import COHORTS, EXHAUST, PRICES, RECOVER, SUCCESS, WAIT
 from otlp_sink import OtlpSink, attrs, points, refusing_endpoint
 
 HERE = Path(__file__).resolve().parent
+#: The subprocess imports the agentrel this process imported (source tree or installed wheel).
+SUBPATH = os.pathsep.join((str(HERE), str(Path(agentrel.__file__).resolve().parent.parent)))
 SCRIPT = str(HERE / "otlp_scenario.py")
 
 # Attribute keys, short.
@@ -186,7 +189,7 @@ def _scenario(configure: dict[str, Any], env: dict[str, str], ending: str) -> di
     proc = subprocess.run(
         [sys.executable, SCRIPT, json.dumps(configure), ending],
         capture_output=True, text=True, timeout=120, cwd=HERE,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(HERE),
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": SUBPATH,
              "OTEL_METRIC_EXPORT_INTERVAL": "600000", **env},
     )  # fmt: skip
     assert proc.returncode == 0, (proc.stdout, proc.stderr)

@@ -15,10 +15,13 @@ from typing import Any
 
 import pytest
 
+import agentrel
 from agentrel import METRICS
 from otlp_sink import OtlpSink, attrs, points, refusing_endpoint
 
 HERE = Path(__file__).resolve().parent
+#: The subprocess imports the agentrel this process imported (source tree or installed wheel).
+SUBPATH = os.pathsep.join((str(HERE), str(Path(agentrel.__file__).resolve().parent.parent)))
 
 #: The scripted run: a tool failing twice under tenacity then answering (150 tokens of a
 #: priced model), a fallback chain whose primary fails, a non-idempotent tool the agent loop
@@ -85,7 +88,7 @@ def run_scenario(configure_args: str, env: dict[str, str]) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True, text=True, timeout=120, cwd=HERE,
-        env={**os.environ, "PYTHONPATH": str(HERE), **env},
+        env={**os.environ, "PYTHONPATH": SUBPATH, **env},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]

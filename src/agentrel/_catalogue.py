@@ -104,20 +104,19 @@ REJECTED = "rejected"
 RESULT_FLAGGED = "result_flagged"
 
 # --- buckets --------------------------------------------------------------------------------
-RETRY_DEPTH_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50)
-RUN_ATTEMPTS_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100)
-AMPLIFICATION_BUCKETS = (1, 1.1, 1.25, 1.5, 2, 3, 4, 6, 8, 12, 16)
-TOOL_ATTEMPTS_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10)
+RETRY_DEPTH_BUCKETS = (0, 1, 2, 3, 5, 8, 15)
+RUN_ATTEMPTS_BUCKETS = (1, 2, 4, 8, 16, 32)
+AMPLIFICATION_BUCKETS = (1, 1.25, 1.5, 2, 4, 8)
+TOOL_ATTEMPTS_BUCKETS = (1, 2, 3, 5)
 #: GenAI semconv advice for ``gen_ai.invoke_agent.tool_calls`` / ``.inference_calls``.
 CALL_COUNT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
-#: GenAI semconv advice for ``gen_ai.client.operation.duration`` (and tool durations).
-DURATION_BUCKETS = (
-    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
-)  # fmt: skip
-#: GenAI semconv advice for ``gen_ai.client.token.usage``.
-TOKEN_USAGE_BUCKETS = (
-    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
-)  # fmt: skip
+#: Every duration agentrel records: a 4x subset of GenAI semconv's advice for
+#: ``gen_ai.client.operation.duration``, 1.28 s kept for the recovery-time rule.
+DURATION_BUCKETS = (0.04, 0.16, 0.64, 1.28, 2.56, 10.24)
+#: One record per tool per process: cold or warm.
+FIRST_CALL_BUCKETS = (0.64, 2.56)
+#: A 16x subset of GenAI semconv's advice for ``gen_ai.client.token.usage``.
+TOKEN_USAGE_BUCKETS = (1, 16, 256, 4096, 65536, 1048576)
 
 Kind = Literal["histogram", "counter"]
 
@@ -248,7 +247,7 @@ FIRST_CALL_DURATION = MetricSpec(
     "agentrel.tool.first_call.duration", "histogram", "s",
     "Duration of the first call of each tool or LLM client spec in a process (cold start); "
     "one record per tool per process.",
-    (TOOL,), DURATION_BUCKETS,
+    (TOOL,), FIRST_CALL_BUCKETS,
 )  # fmt: skip
 
 METRICS: tuple[MetricSpec, ...] = (
