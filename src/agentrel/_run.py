@@ -298,7 +298,7 @@ def open_run(name: str, cohort: str | None, budget: int | None, on_span: Span | 
                 {cat.OPERATION: "invoke_agent", cat.AGENT: name, cat.COHORT: run.cohort}
             )
             run._span = BorrowedSpan(on_span)  # type: ignore[assignment]
-        elif T.active or T.refresh():
+        elif T.active or (not T.hooked and T.refresh()):
             attrs = {
                 cat.OPERATION: "invoke_agent",
                 cat.AGENT: name,
