@@ -201,7 +201,10 @@ def handwritten_tools(tp: Any, mp: Any) -> dict[str, Callable[[int], Any]]:
 def handwritten_runs(tp: Any, mp: Any) -> dict[str, Callable[[int], Any]]:
     """Hand-written runs: ``run-tool-hw``, a parent span (``invoke_agent``) around the
     hand-written tool (its span, a counter and a histogram per call) and one histogram record
-    per run at its end; ``empty-run-hw``, the parent span alone."""
+    per run at its end; ``empty-run-hw``, the parent span alone; ``run-tool-floor``, the least
+    that records what agentrel's contract records for that run (the tool's contract floor, the
+    run span with the same attributes, and the four points of a run's end: retry depth,
+    attempts, the two semconv call counts), written with the public API."""
     tracer = tp.get_tracer("handwritten")
     meter = mp.get_meter("handwritten")
     handwritten = handwritten_tools(tp, mp)["handwritten"]
@@ -219,7 +222,55 @@ def handwritten_runs(tp: Any, mp: Any) -> dict[str, Callable[[int], Any]]:
         with tracer.start_as_current_span("invoke_agent bench", attributes=span_attrs):
             return x
 
-    return {"run-tool-hw": run_tool_hw, "empty-run-hw": empty_run_hw}
+    from opentelemetry import context, trace
+
+    from agentrel import METRICS
+    from agentrel._cost import PRICING
+
+    specs = {m.name: m for m in METRICS}
+
+    def histogram(name: str) -> Any:
+        m = specs[name]
+        return meter.create_histogram(
+            "hwr." + name, unit=m.unit, explicit_bucket_boundaries_advisory=list(m.buckets or ())
+        )
+
+    floor_tool = handwritten_tools(tp, mp)["contract-floor"]
+    depth, attempts = histogram("agentrel.run.retry_depth"), histogram("agentrel.run.attempts")
+    tool_calls = histogram("gen_ai.invoke_agent.tool_calls")
+    inference_calls = histogram("gen_ai.invoke_agent.inference_calls")
+    start_attrs = {**span_attrs, "agentrel.cohort": "none"}
+    outcome_attrs = {"gen_ai.agent.name": "bench", "agentrel.outcome": "success",
+                     "agentrel.cohort": "none"}  # fmt: skip
+    agent_attrs = {"gen_ai.agent.name": "bench"}
+    end_attrs: dict[str, Any] = {
+        "agentrel.outcome": "success", "agentrel.run.retry_depth": 0,
+        "agentrel.run.attempts": 1, "agentrel.run.tokens": 0, "agentrel.run.wasted_tokens": 0,
+    }  # fmt: skip
+    if PRICING.enabled:  # agentrel puts the run's dollars on its span when it can price
+        end_attrs.update({"agentrel.run.cost_usd": 0.0, "agentrel.run.wasted_cost_usd": 0.0})
+
+    def run_tool_floor(x: int) -> int:
+        span = tracer.start_span("invoke_agent bench", attributes=start_attrs)
+        ctx = trace.set_span_in_context(span)
+        token = context.attach(ctx)
+        try:
+            result = floor_tool(x)
+        except Exception:
+            span.end()
+            context.detach(token)
+            raise
+        depth.record(0, outcome_attrs, ctx)
+        attempts.record(1, outcome_attrs, ctx)
+        tool_calls.record(1, agent_attrs, ctx)
+        inference_calls.record(0, agent_attrs, ctx)
+        span.set_attributes(end_attrs)
+        span.end()
+        context.detach(token)
+        return result
+
+    return {"run-tool-hw": run_tool_hw, "empty-run-hw": empty_run_hw,
+            "run-tool-floor": run_tool_floor}  # fmt: skip
 
 
 def bench_configured(tp: Any, mp: Any) -> None:
@@ -374,7 +425,8 @@ LLM_N1, LLM_N2 = (50, 150) if QUICK else (100, 400)
 #: variants that record into SDK providers (the child process configures them)
 SDK_VARIANTS = frozenset(
     ("configured-tool", "handwritten", "contract-floor", "run-tool", "run-tool-hw",
-     "empty-run", "empty-run-hw", "openai", "openai-hw", "anthropic", "anthropic-hw")
+     "empty-run", "empty-run-hw", "run-tool-floor", "openai", "openai-hw", "anthropic",
+     "anthropic-hw")
 )  # fmt: skip
 LLM_VARIANTS = frozenset(("openai", "openai-hw", "anthropic", "anthropic-hw"))
 
@@ -524,6 +576,10 @@ INSTRUCTION_LINES = (
      "contract-floor", "≤ 1.05"),
     ("run-tool", "run+@tool ÷ hand-written parent+child span, 2+1 records", "run-tool",
      "run-tool-hw", "≤ 1.30"),
+    ("run-tool", "run+@tool ÷ its contract floor (same points and spans, by hand)", "run-tool",
+     "run-tool-floor", "(info)"),
+    ("run-tool", "run+@tool contract floor ÷ hand-written parent+child span", "run-tool-floor",
+     "run-tool-hw", "(info: the least the contract costs)"),
     ("empty-run", "configured empty run ÷ hand-written parent span", "empty-run",
      "empty-run-hw", "(info)"),
     ("llm", "openai chat.completions ÷ hand-written GenAI floor", "openai", "openai-hw",
