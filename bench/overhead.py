@@ -3,6 +3,7 @@
     python bench/overhead.py                  # full run (about a minute)
     python bench/overhead.py --quick          # fewer rounds, for a smoke check
     python bench/overhead.py --instructions   # instruction counts under valgrind (minutes)
+    python bench/overhead.py --only NAME      # one case (see --list), timed or counted
 
 Each line compares two variants of the same work, timed in interleaved rounds (A, B, A, B,
 ...) so that machine noise hits both alike; the figure is the ratio of the per-call medians.
@@ -197,6 +198,81 @@ def handwritten_tools(tp: Any, mp: Any) -> dict[str, Callable[[int], Any]]:
     return {"handwritten": handwritten, "contract-floor": contract_floor}
 
 
+def handwritten_runs(tp: Any, mp: Any) -> dict[str, Callable[[int], Any]]:
+    """Hand-written runs: ``run-tool-hw``, a parent span (``invoke_agent``) around the
+    hand-written tool (its span, a counter and a histogram per call) and one histogram record
+    per run at its end; ``empty-run-hw``, the parent span alone; ``run-tool-floor``, the least
+    that records what agentrel's contract records for that run (the tool's contract floor, the
+    run span with the same attributes, and the four points of a run's end: retry depth,
+    attempts, the two semconv call counts), written with the public API."""
+    tracer = tp.get_tracer("handwritten")
+    meter = mp.get_meter("handwritten")
+    handwritten = handwritten_tools(tp, mp)["handwritten"]
+    runs = meter.create_histogram("hw.run.attempts", unit="{attempt}")
+    run_attrs = {"gen_ai.agent.name": "bench", "agentrel.outcome": "success"}
+    span_attrs = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "bench"}
+
+    def run_tool_hw(x: int) -> int:
+        with tracer.start_as_current_span("invoke_agent bench", attributes=span_attrs):
+            result = handwritten(x)
+            runs.record(1, run_attrs)
+            return result
+
+    def empty_run_hw(x: int) -> int:
+        with tracer.start_as_current_span("invoke_agent bench", attributes=span_attrs):
+            return x
+
+    from opentelemetry import context, trace
+
+    from agentrel import METRICS
+    from agentrel._cost import PRICING
+
+    specs = {m.name: m for m in METRICS}
+
+    def histogram(name: str) -> Any:
+        m = specs[name]
+        return meter.create_histogram(
+            "hwr." + name, unit=m.unit, explicit_bucket_boundaries_advisory=list(m.buckets or ())
+        )
+
+    floor_tool = handwritten_tools(tp, mp)["contract-floor"]
+    depth, attempts = histogram("agentrel.run.retry_depth"), histogram("agentrel.run.attempts")
+    tool_calls = histogram("gen_ai.invoke_agent.tool_calls")
+    inference_calls = histogram("gen_ai.invoke_agent.inference_calls")
+    start_attrs = {**span_attrs, "agentrel.cohort": "none"}
+    outcome_attrs = {"gen_ai.agent.name": "bench", "agentrel.outcome": "success",
+                     "agentrel.cohort": "none"}  # fmt: skip
+    agent_attrs = {"gen_ai.agent.name": "bench"}
+    end_attrs: dict[str, Any] = {
+        "agentrel.outcome": "success", "agentrel.run.retry_depth": 0,
+        "agentrel.run.attempts": 1, "agentrel.run.tokens": 0, "agentrel.run.wasted_tokens": 0,
+    }  # fmt: skip
+    if PRICING.enabled:  # agentrel puts the run's dollars on its span when it can price
+        end_attrs.update({"agentrel.run.cost_usd": 0.0, "agentrel.run.wasted_cost_usd": 0.0})
+
+    def run_tool_floor(x: int) -> int:
+        span = tracer.start_span("invoke_agent bench", attributes=start_attrs)
+        ctx = trace.set_span_in_context(span)
+        token = context.attach(ctx)
+        try:
+            result = floor_tool(x)
+        except Exception:
+            span.end()
+            context.detach(token)
+            raise
+        depth.record(0, outcome_attrs, ctx)
+        attempts.record(1, outcome_attrs, ctx)
+        tool_calls.record(1, agent_attrs, ctx)
+        inference_calls.record(0, agent_attrs, ctx)
+        span.set_attributes(end_attrs)
+        span.end()
+        context.detach(token)
+        return result
+
+    return {"run-tool-hw": run_tool_hw, "empty-run-hw": empty_run_hw,
+            "run-tool-floor": run_tool_floor}  # fmt: skip
+
+
 def bench_configured(tp: Any, mp: Any) -> None:
     from opentelemetry import trace
 
@@ -213,23 +289,39 @@ def bench_configured(tp: Any, mp: Any) -> None:
     line(
         "configured @tool ÷ hand-written contract floor (same span, 2 histograms)",
         compare(tool, hw["contract-floor"]),
-        "(info)",
+        "≤ 1.05",
     )
+
+    del trace, tracer
+
+
+def bench_run_tool(tp: Any, mp: Any) -> None:
+    """One run around one tool call ÷ the hand-written parent span around the hand-written
+    tool (its span, counter and histogram) with one histogram record per run."""
+    import agentrel
+
+    tool = agentrel.tool(work)
+    hw = handwritten_runs(tp, mp)
 
     def in_run_tool(x: int) -> int:
         with agentrel.run("bench"):
             return tool(x)
 
-    def in_span_handwritten(x: int) -> int:
-        with tracer.start_as_current_span("invoke_agent bench"):
-            return hw["handwritten"](x)
+    line(
+        "configured run+@tool ÷ hand-written parent+child span, 2+1 records",
+        compare(in_run_tool, hw["run-tool-hw"]),
+        "≤ 1.30",
+    )
+
+    def empty_run(x: int) -> int:
+        with agentrel.run("bench"):
+            return x
 
     line(
-        "configured run+@tool ÷ hand-written span around the above",
-        compare(in_run_tool, in_span_handwritten),
+        "configured empty run ÷ hand-written parent span",
+        compare(empty_run, hw["empty-run-hw"]),
         "(info)",
     )
-    del trace
 
 
 def bench_hot_path_checks() -> None:
@@ -328,16 +420,84 @@ def bench_memory() -> None:
 
 # --- instruction counts -----------------------------------------------------------------------
 N1, N2 = (200, 1200) if QUICK else (500, 3000)
+#: fewer calls for the LLM clients (each call is a whole SDK request through a mock transport)
+LLM_N1, LLM_N2 = (50, 150) if QUICK else (100, 400)
+#: variants that record into SDK providers (the child process configures them)
+SDK_VARIANTS = frozenset(
+    ("configured-tool", "handwritten", "contract-floor", "run-tool", "run-tool-hw",
+     "empty-run", "empty-run-hw", "run-tool-floor", "openai", "openai-hw", "anthropic",
+     "anthropic-hw")
+)  # fmt: skip
+LLM_VARIANTS = frozenset(("openai", "openai-hw", "anthropic", "anthropic-hw"))
 
 
-def _variants() -> dict[str, Callable[[int], Any]]:
-    """The functions compared by instruction count, built as the timed benchmarks build
-    them; configured ones record into SDK providers whose span processor never exports
-    during the count (a batch processor with an hour's delay), so no timer thread adds
-    instructions that depend on the clock."""
-    import os
+def _llm_variants(tp: Any, mp: Any) -> dict[str, Callable[[int], Any]]:
+    """The instrumented OpenAI and Anthropic clients and their hand-written GenAI floor
+    (``llm_overhead.handwritten``), all answered by an in-process mock transport."""
+    here = Path(__file__).resolve().parent
+    sys.path.insert(0, str(here.parent / "tests"))
+    sys.path.insert(0, str(here))
+    import llm_overhead as lo
 
     import agentrel
+    from llm_mocks import Script, anthropic_client, chat_body, message_body, openai_client
+
+    msgs = lo.MSGS
+    oa_bare = openai_client(Script((200, chat_body())))
+    oa_inst = agentrel.instrument(openai_client(Script((200, chat_body()))))
+    an_bare = anthropic_client(Script((200, message_body())))
+    an_inst = agentrel.instrument(anthropic_client(Script((200, message_body()))))
+
+    def oa(client: Any) -> Callable[[], Any]:
+        return lambda: client.chat.completions.create(model="gpt-4o", messages=msgs)
+
+    def an(client: Any) -> Callable[[], Any]:
+        return lambda: client.messages.create(model="claude-mock-1", max_tokens=10, messages=msgs)
+
+    oa_hw = lo.handwritten(
+        (tp, mp), oa(oa_bare), "openai", "gpt-4o",
+        lambda r: (r.usage.prompt_tokens, r.usage.completion_tokens),
+    )  # fmt: skip
+    an_hw = lo.handwritten(
+        (tp, mp), an(an_bare), "anthropic", "claude-mock-1",
+        lambda r: (r.usage.input_tokens, r.usage.output_tokens),
+    )  # fmt: skip
+    fns = {
+        "openai": oa(oa_inst),
+        "openai-hw": oa_hw,
+        "anthropic": an(an_inst),
+        "anthropic-hw": an_hw,
+    }
+
+    def one_arg(f: Callable[[], Any]) -> Callable[[int], Any]:
+        return lambda x: f()
+
+    return {k: one_arg(f) for k, f in fns.items()}
+
+
+def _variant(name: str) -> Callable[[int], Any]:
+    """The function counted as ``name``, built as the timed benchmarks build it; configured
+    ones record into SDK providers whose span processor never exports during the count (a
+    batch processor with an hour's delay), so no timer thread adds instructions that depend
+    on the clock."""
+    import agentrel
+
+    if name in SDK_VARIANTS:
+        tp, mp = configure_sdk(span_delay_ms=3_600_000)
+        if name in LLM_VARIANTS:
+            return _llm_variants(tp, mp)[name]
+        tool = agentrel.tool(work)
+
+        def run_tool(x: int) -> int:
+            with agentrel.run("bench"):
+                return tool(x)
+
+        def empty_run(x: int) -> int:
+            with agentrel.run("bench"):
+                return x
+
+        ours = {"configured-tool": tool, "run-tool": run_tool, "empty-run": empty_run}
+        return {**ours, **handwritten_tools(tp, mp), **handwritten_runs(tp, mp)}[name]
 
     def plain(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -352,22 +512,28 @@ def _variants() -> dict[str, Callable[[int], Any]]:
 
         return wrapper
 
-    if os.environ.get("AGENTREL_BENCH_SDK"):
-        tp, mp = configure_sdk(span_delay_ms=3_600_000)
-        return {"configured-tool": agentrel.tool(work), **handwritten_tools(tp, mp)}
+    def unconfigured_empty_run(x: int) -> int:
+        with agentrel.run("bench"):
+            return x
+
     return {
         "unconfigured-tool": agentrel.tool(work),
         "functools": plain(work),
         "one-arg": one_arg(work),
-    }
+        "unconfigured-empty-run": unconfigured_empty_run,
+    }[name]
 
 
 def _child(name: str, n: int) -> None:
     import os
 
-    fn = _variants()[name]
+    fn = _variant(name)
     for i in range(50):  # warm-up: caches, attribute sets
         fn(i)
+    # As the timed rounds do: no cyclic collection during the count. Whether the call that
+    # crosses a full collection's threshold falls inside the N1 or the N2 run decides a
+    # million instructions per call of the LLM variants (the whole SDK heap is traversed).
+    gc.disable()
     for i in range(n):
         fn(i)
     sys.stdout.flush()
@@ -382,13 +548,11 @@ def _count(name: str, n: int) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
         env = dict(os.environ, PYTHONHASHSEED="0")  # same hashing, same instructions
-        if name in ("configured-tool", "handwritten", "contract-floor"):
-            env["AGENTREL_BENCH_SDK"] = "1"
         subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
              sys.executable, __file__, "--child", name, str(n)],
             check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            timeout=1800,
+            timeout=3600,
         )  # fmt: skip
         with open(out) as f:
             for row in f:
@@ -398,54 +562,111 @@ def _count(name: str, n: int) -> int:
 
 
 def per_call_instructions(name: str) -> float:
-    return (_count(name, N2) - _count(name, N1)) / (N2 - N1)
+    n1, n2 = (LLM_N1, LLM_N2) if name in LLM_VARIANTS else (N1, N2)
+    return (_count(name, n2) - _count(name, n1)) / (n2 - n1)
 
 
-def bench_instructions() -> None:
-    print(f"agentrel instruction counts (callgrind, ({N2} - {N1}) calls per variant)")
-    ir = {
-        name: per_call_instructions(name)
-        for name in (
-            "unconfigured-tool", "functools", "one-arg",
-            "configured-tool", "handwritten", "contract-floor",
-        )
-    }  # fmt: skip
-    for label, a, b, target in (
-        ("unconfigured @tool ÷ plain functools wrapper", "unconfigured-tool", "functools", "≤ 1.5"),
-        ("unconfigured @tool ÷ one-argument wrapper", "unconfigured-tool", "one-arg", "≤ 3"),
-        ("configured @tool ÷ hand-written span+counter+histogram", "configured-tool",
-         "handwritten", "≤ 1.0"),
-        ("configured @tool ÷ hand-written contract floor", "configured-tool",
-         "contract-floor", "(info)"),
-    ):  # fmt: skip
-        print(f"{label:<58} {ir[a] / ir[b]:6.3f}   ({ir[a]:8.0f} Ir ÷ {ir[b]:8.0f} Ir)   "
-              f"target {target}")  # fmt: skip
+#: (case, label, variant, baseline or None for an absolute figure, target)
+INSTRUCTION_LINES = (
+    ("unconfigured", "unconfigured @tool ÷ plain functools wrapper", "unconfigured-tool",
+     "functools", "≤ 1.5"),
+    ("unconfigured", "unconfigured @tool ÷ one-argument wrapper", "unconfigured-tool",
+     "one-arg", "≤ 3"),
+    ("unconfigured-run", "unconfigured empty run (no provider)", "unconfigured-empty-run",
+     None, "no provider refresh per open"),
+    ("tool", "configured @tool ÷ hand-written span+counter+histogram", "configured-tool",
+     "handwritten", "≤ 1.0"),
+    ("tool", "configured @tool ÷ hand-written contract floor", "configured-tool",
+     "contract-floor", "≤ 1.05"),
+    ("run-tool", "run+@tool ÷ hand-written parent+child span, 2+1 records", "run-tool",
+     "run-tool-hw", "≤ 1.30"),
+    ("run-tool", "run+@tool ÷ its contract floor (same points and spans, by hand)", "run-tool",
+     "run-tool-floor", "(info)"),
+    ("run-tool", "run+@tool contract floor ÷ hand-written parent+child span", "run-tool-floor",
+     "run-tool-hw", "(info: the least the contract costs)"),
+    ("empty-run", "configured empty run ÷ hand-written parent span", "empty-run",
+     "empty-run-hw", "(info)"),
+    ("llm", "openai chat.completions ÷ hand-written GenAI floor", "openai", "openai-hw",
+     "≤ 1.05"),
+    ("llm", "anthropic messages ÷ hand-written GenAI floor", "anthropic", "anthropic-hw",
+     "≤ 1.05"),
+)  # fmt: skip
+
+
+def bench_instructions(only: str | None) -> None:
+    lines = [row for row in INSTRUCTION_LINES if only in (None, row[0])]
+    if not lines:
+        raise SystemExit(f"--only {only}: no such case ({', '.join(_cases(True))})")
+    print(f"agentrel instruction counts (callgrind, ({N2} - {N1}) calls per variant, "
+          f"({LLM_N2} - {LLM_N1}) per LLM variant)")  # fmt: skip
+    ir: dict[str, float] = {}
+    for _, label, a, b, target in lines:
+        for name in (a, b):
+            if name is not None and name not in ir:
+                ir[name] = per_call_instructions(name)
+        if b is None:
+            print(f"{label:<58} {ir[a]:8.0f} Ir per run   target {target}")
+        else:
+            print(f"{label:<58} {ir[a] / ir[b]:6.3f}   ({ir[a]:8.0f} Ir ÷ {ir[b]:8.0f} Ir)   "
+                  f"target {target}")  # fmt: skip
+        sys.stdout.flush()
+
+
+#: the timed cases (``--only NAME``)
+TIMED_CASES = ("unconfigured", "tool", "run-tool", "hot-path", "memory", "retry", "llm")
+
+
+def _cases(instructions: bool) -> list[str]:
+    if instructions:
+        return list(dict.fromkeys(row[0] for row in INSTRUCTION_LINES))
+    return list(TIMED_CASES)
 
 
 def main() -> None:
     if "--child" in sys.argv:
         i = sys.argv.index("--child")
         _child(sys.argv[i + 1], int(sys.argv[i + 2]))
-    if "--instructions" in sys.argv:
-        bench_instructions()
+    instructions = "--instructions" in sys.argv
+    if "--list" in sys.argv:
+        print("\n".join(_cases(instructions)))
         return
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    if instructions:
+        bench_instructions(only)
+        return
+    if only is not None and only not in TIMED_CASES:
+        raise SystemExit(f"--only {only}: no such case ({', '.join(TIMED_CASES)})")
+
+    def wanted(case: str) -> bool:
+        return only is None or only == case
+
     print(f"agentrel overhead (python {sys.version.split()[0]}, {ROUNDS} rounds × {CALLS:,} calls)")
-    bench_unconfigured()
+    if wanted("unconfigured"):
+        bench_unconfigured()
     tp, mp = configure_sdk()
-    bench_configured(tp, mp)
-    bench_hot_path_checks()
-    bench_memory()
+    if wanted("tool"):
+        bench_configured(tp, mp)
+    if wanted("run-tool"):
+        bench_run_tool(tp, mp)
+    if wanted("hot-path"):
+        bench_hot_path_checks()
+    if wanted("memory"):
+        bench_memory()
     here = Path(__file__).resolve().parent
-    for extra in ("retry_overhead.py", "llm_overhead.py"):
+    for case, extra in (("retry", "retry_overhead.py"), ("llm", "llm_overhead.py")):
         path = here / extra
-        if path.exists():
+        if wanted(case) and path.exists():
             import runpy
 
             from agentrel._runtime import T
 
             T.uninject()
             sys.stdout.flush()
-            runpy.run_path(str(path), run_name="__main__")
+            argv, sys.argv = sys.argv, [str(path), *(["--rounds", "5"] if QUICK else [])]
+            try:
+                runpy.run_path(str(path), run_name="__main__")
+            finally:
+                sys.argv = argv
 
 
 if __name__ == "__main__":

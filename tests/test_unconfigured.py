@@ -140,6 +140,73 @@ def test_a_provider_set_before_import_is_bound_at_import() -> None:
     assert out == "True"
 
 
+def test_a_setter_reference_taken_before_import_is_learnt_at_once() -> None:
+    """``from opentelemetry.trace import set_tracer_provider`` before agentrel is imported:
+    the provider that reference sets is bound when it is set (the API's own setter tells
+    agentrel), and a run opening with nothing bound looks for no provider."""
+    out = run_py(
+        """
+        from opentelemetry.trace import set_tracer_provider
+        import agentrel
+        from agentrel._runtime import T, Telemetry
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        refreshes = [0]
+        real = Telemetry.refresh
+        def counting(self):
+            refreshes[0] += 1
+            return real(self)
+        Telemetry.refresh = counting
+        for _ in range(3):
+            with agentrel.run("idle") as r:
+                pass
+        exporter = InMemorySpanExporter()
+        tp = TracerProvider()
+        tp.add_span_processor(SimpleSpanProcessor(exporter))
+        set_tracer_provider(tp)
+        active = T.active
+        with agentrel.run("bench"):
+            pass
+        print(T.hooked, r.outcome, refreshes[0], active,
+              [s.name for s in exporter.get_finished_spans()])
+        """
+    )
+    assert out == "True success 1 True ['invoke_agent bench']"
+
+
+def test_without_the_private_setters_a_run_opening_looks_for_a_provider() -> None:
+    """An API without the private setters agentrel wraps: it wraps the public ones, and a
+    provider set behind its back (through the API's own setter, here a reference taken first)
+    is learnt when the next run opens."""
+    out = run_py(
+        """
+        import opentelemetry.trace as api
+        raw = api._set_tracer_provider  # a way of setting agentrel cannot see
+        import agentrel
+        from agentrel import _runtime
+        from agentrel._runtime import T
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        hooked = _runtime.hook_setters((("opentelemetry.trace", "_no_such_setter"),))
+        public = getattr(api.set_tracer_provider, "_agentrel_notifies", False)
+        exporter = InMemorySpanExporter()
+        tp = TracerProvider()
+        tp.add_span_processor(SimpleSpanProcessor(exporter))
+        raw(tp, log=True)
+        before = T.active
+        with agentrel.run("bench"):
+            pass
+        print(hooked, T.hooked, public, before, T.active,
+              [s.name for s in exporter.get_finished_spans()])
+        """
+    )
+    assert out == "False False True False True ['invoke_agent bench']"
+
+
 def test_the_cheap_exit_flag_follows_open_runs() -> None:
     """Unconfigured, the decorators' first check (``T.armed``) is off until a run opens and
     off again once every run has finished, however often a run is finished; a run open in

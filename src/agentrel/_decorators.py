@@ -559,5 +559,18 @@ def run(name: str, /, *, cohort: str | None = None, token_budget: int | None = N
     ``run.wasted_tokens``, ``run.token_amplification``) and, after the block, ``run.outcome``.
     An exception leaving the block fails the run and propagates unchanged.
     """
-    check_run_args(name, cohort, token_budget)
+    key = (name, cohort, token_budget, type(token_budget))
+    try:
+        checked = key in _checked_runs
+    except TypeError:  # an unhashable argument: check_run_args says what is wrong
+        checked = False
+    if not checked:
+        check_run_args(name, cohort, token_budget)
+        if len(_checked_runs) < 1024:
+            _checked_runs.add(key)
     return RunScope(name, cohort, token_budget)
+
+
+#: the (name, cohort, token_budget) arguments ``run`` has found valid (bounded), so that a run
+#: opened in a loop checks them once
+_checked_runs: set[tuple[Any, ...]] = set()

@@ -9,7 +9,6 @@ disposition.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from contextvars import ContextVar
 from decimal import Decimal
@@ -259,8 +258,10 @@ class RunScope:
                 if held is not None:
                     raise held
             return
-        with contextlib.suppress(ValueError):  # one C call: atomic against other threads
-            opened.remove(entry)
+        try:  # noqa: SIM105 - not contextlib.suppress: three Python calls per run
+            opened.remove(entry)  # one C call: atomic against other threads
+        except ValueError:
+            pass
         run, saved = entry[1], entry[2]
         if run is not None:
             try:
@@ -298,7 +299,7 @@ def open_run(name: str, cohort: str | None, budget: int | None, on_span: Span | 
                 {cat.OPERATION: "invoke_agent", cat.AGENT: name, cat.COHORT: run.cohort}
             )
             run._span = BorrowedSpan(on_span)  # type: ignore[assignment]
-        elif T.active or T.refresh():
+        elif T.active or (not T.hooked and T.refresh()):
             attrs = {
                 cat.OPERATION: "invoke_agent",
                 cat.AGENT: name,
@@ -362,7 +363,8 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
     failed = exc is not None
     ledger = run.ledger
     outcome, failures, useful, wasted, kinds = ledger.close(failed)
-    tu, tw = total(useful), total(wasted)
+    tokens = bool(useful or wasted)
+    tu, tw = (total(useful), total(wasted)) if tokens else (0, 0)
     amplification = (tu + tw) / tu if tu and not failed else None
     usd: tuple[Decimal, Decimal] | None = None
     if T.active:
@@ -389,10 +391,11 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
                 _record.failures(failures, failed)
             except Exception as err:
                 telemetry_error("run.metrics", err)
-        try:
-            usd = _record.tokens(run.name, run.cohort, useful, wasted)
-        except Exception as err:
-            telemetry_error("run.metrics", err)
+        if tokens:
+            try:
+                usd = _record.tokens(run.name, run.cohort, useful, wasted)
+            except Exception as err:
+                telemetry_error("run.metrics", err)
     span = run._span
     if span is None:
         return
@@ -400,7 +403,10 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
         if span.is_recording():
             attrs = _run_span_attributes(run, outcome, amplification, tu, tw)
             if PRICING.enabled:
-                _run_span_cost(attrs, useful, wasted, usd)
+                if tokens:
+                    _run_span_cost(attrs, useful, wasted, usd)
+                else:  # what pricing no tokens gives, without pricing them
+                    attrs[cat.RUN_COST] = attrs[cat.RUN_WASTED_COST] = 0.0
             if exc is not None:
                 _run_span_error(span, attrs, exc)
             span.set_attributes(attrs)

@@ -7,11 +7,17 @@ take the cheap exit.
 
 agentrel learns of a provider being set instead of polling for it on every call: at import, when
 the application calls ``opentelemetry.trace.set_tracer_provider`` /
-``opentelemetry.metrics.set_meter_provider``, in ``configure()``, and when a run opens
-(``refresh()``). The OpenTelemetry API has no hook for "a provider was set", and checking the
-global provider on every call would cost the unconfigured fast path a call and a type check per
-tool call, so agentrel wraps those two public functions (idempotently: once per process, the
-original is called unchanged and its result returned) so that they tell it.
+``opentelemetry.metrics.set_meter_provider``, and in ``configure()``. The OpenTelemetry API has
+no hook for "a provider was set", and checking the global provider on every call would cost the
+unconfigured fast path a call and a type check per tool call, so agentrel wraps the function
+every way of setting a global provider goes through (idempotently: once per process, the
+original is called unchanged and its result returned) so that it tells agentrel: the API's
+module-level ``_set_tracer_provider`` / ``_set_meter_provider``, which the public setters (even
+a reference to them taken before agentrel was imported) and the providers named by
+``OTEL_PYTHON_TRACER_PROVIDER`` / ``OTEL_PYTHON_METER_PROVIDER`` call. Those are the API's
+private names: where an API lacks them (``T.hooked`` false), agentrel wraps the public setters
+instead and, since a reference to them taken earlier escapes that, also looks for a provider
+whenever a run opens with nothing bound (``refresh()``).
 
 "Set" is told apart by type: the API's own proxy provider classes (what the getters return
 until a provider is set) are "nothing set yet", and so is a provider agentrel created and has
@@ -42,7 +48,7 @@ __all__ = ["T", "Telemetry", "is_set"]
 _SCOPE = "agentrel"
 _FIXED = (
     "_injected", "_lock", "_retired", "_runs", "active", "armed", "capture_content", "cohorts",
-    "redact", "tracer",
+    "hooked", "redact", "tracer",
 )  # fmt: skip
 
 
@@ -77,6 +83,9 @@ class Telemetry:
     #: cheap exit reads first (false: nothing can record, call straight through).
     armed: bool
     tracer: Tracer
+    #: agentrel learns of every global provider the API sets (its private setters are
+    #: wrapped): a run opening with nothing bound need not look for one (``refresh``).
+    hooked: bool
 
     if TYPE_CHECKING:  # the instruments: one attribute per catalogue entry
 
@@ -91,6 +100,7 @@ class Telemetry:
         self._retired: tuple[object, ...] = ()
         self._lock = threading.Lock()
         self._runs = 0
+        self.hooked = False
         self._bind(NoOpTracerProvider(), NoOpMeterProvider(), active=False)
 
     # -- provider binding ----------------------------------------------------------------
@@ -207,8 +217,41 @@ def _notifying(setter: Any) -> Any:
     return set_provider
 
 
-trace.set_tracer_provider = _notifying(trace.set_tracer_provider)
-metrics.set_meter_provider = _notifying(metrics.set_meter_provider)
+#: (module, name) of the API's private setters every global provider goes through
+PRIVATE_SETTERS = (
+    ("opentelemetry.trace", "_set_tracer_provider"),
+    ("opentelemetry.metrics._internal", "_set_meter_provider"),
+)
+
+
+def hook_setters(private: tuple[tuple[str, str], ...] = PRIVATE_SETTERS) -> bool:
+    """Wrap the API's private provider setters so that agentrel learns of every provider set;
+    where one is missing (another API version), wrap the public setters instead. Returns (and
+    sets) ``T.hooked``: whether the private ones are wrapped."""
+    import importlib
+
+    found = []
+    for module, name in private:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:  # pragma: no cover - an API without that module
+            break
+        setter = getattr(mod, name, None)
+        if not callable(setter):
+            break
+        found.append((mod, name, setter))
+    else:
+        for mod, name, setter in found:
+            setattr(mod, name, _notifying(setter))
+        T.hooked = True
+        return True
+    trace.set_tracer_provider = _notifying(trace.set_tracer_provider)
+    metrics.set_meter_provider = _notifying(metrics.set_meter_provider)
+    T.hooked = False
+    return False
+
+
+hook_setters()
 T.refresh()  # a provider set before agentrel was imported
 
 
