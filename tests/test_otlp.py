@@ -20,12 +20,15 @@ from typing import Any
 
 import pytest
 
+import agentrel
 from agentrel import METRICS
 from otlp_scenario import COHORTS, EXHAUST, PRICES, RECOVER, SUCCESS, WAIT
 from otlp_sink import OtlpSink, attrs, points, refusing_endpoint
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = str(HERE / "otlp_scenario.py")
+#: where the agentrel this test imported lives: the scenario's interpreter imports the same one
+AGENTREL = str(Path(agentrel.__file__).resolve().parents[1])
 
 # Attribute keys, short.
 TOOL, OUT, AGENT, COH = (
@@ -125,6 +128,18 @@ EXPECTED: dict[str, list[tuple[dict[str, str], str, Any]]] = {
         ({**C, TT: "output", DISP: "useful", RM: "local-m"}, SUCCESS, 1),
     ],
     "agentrel.unsafe_retries": [({TOOL: "refund"}, RECOVER, 1)],
+    "agentrel.verdicts": [
+        (
+            {
+                **A,
+                OUT: "recovered",
+                "agentrel.verdict": "wrong",
+                "agentrel.verdict.source": "other",
+            },
+            RECOVER,
+            1,
+        )
+    ],
     "gen_ai.execute_tool.duration": [
         ({TOOL: "lookup"}, RECOVER, (1, None)),
         ({TOOL: "refund"}, RECOVER, (1, None)),
@@ -186,7 +201,8 @@ def _scenario(configure: dict[str, Any], env: dict[str, str], ending: str) -> di
     proc = subprocess.run(
         [sys.executable, SCRIPT, json.dumps(configure), ending],
         capture_output=True, text=True, timeout=120, cwd=HERE,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(HERE),
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+             "PYTHONPATH": f"{HERE}{os.pathsep}{AGENTREL}",
              "OTEL_METRIC_EXPORT_INTERVAL": "600000", **env},
     )  # fmt: skip
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
