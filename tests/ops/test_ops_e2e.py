@@ -46,6 +46,9 @@ DEMO_RATE = 25  # runs per second
 DATA_TIMEOUT = 60
 ALERT_TIMEOUT = 45
 FIRING_ALERT = "AgentUnsafeRetries"  # the demo's issue_refund is idempotent=False
+#: the demo's later verdicts say a quarter of its recovered runs were wrong (degraded)
+VERDICT_ALERT = "AgentPassedRunsFoundWrong"
+AGENTS = {"support", "refunds"}
 
 
 def alert_probe(expr: str) -> str:
@@ -230,11 +233,11 @@ def test_demo_prometheus_alertmanager_end_to_end(stack: Stack, webhook: Webhook)
     assert all(re.fullmatch(r"[0-9a-f]{32}", e["labels"]["trace_id"]) for e in found)
 
     # One alert, all the way to the on-call webhook.
-    def fired() -> list[dict[str, Any]]:
+    def fired(name: str = FIRING_ALERT) -> list[dict[str, Any]]:
         return [
             a
             for a in webhook.alerts()
-            if a["labels"]["alertname"] == FIRING_ALERT and a["status"] == "firing"
+            if a["labels"]["alertname"] == name and a["status"] == "firing"
         ]
 
     alerts = wait_for(fired, timeout=ALERT_TIMEOUT, what=f"{FIRING_ALERT} at the webhook")
@@ -244,3 +247,21 @@ def test_demo_prometheus_alertmanager_end_to_end(stack: Stack, webhook: Webhook)
     assert alert["annotations"]["runbook_url"].endswith("docs/runbook.md#agentunsaferetries")
     assert "issue_refund" in alert["annotations"]["description"]
     assert "{{" not in alert["annotations"]["description"]
+
+    # Runs that passed, later found wrong: the verdict alert, delivered, for both demo agents.
+    def verdict_alerts() -> list[dict[str, Any]]:
+        found = fired(VERDICT_ALERT)
+        return found if {a["labels"]["gen_ai_agent_name"] for a in found} >= AGENTS else []
+
+    found = wait_for(verdict_alerts, timeout=ALERT_TIMEOUT, what=f"{VERDICT_ALERT} at the webhook")
+    for a in found:
+        assert a["labels"]["severity"] == "warning"
+        assert a["annotations"]["runbook_url"].endswith("docs/runbook.md#agentpassedrunsfoundwrong")
+        assert "{{" not in a["annotations"]["description"]
+    # the dashboard's question: recovered runs are found wrong more often than clean ones
+    shares = {
+        (r["metric"]["gen_ai_agent_name"], r["metric"]["agentrel_outcome"]): float(r["value"][1])
+        for r in stack.query("agent_outcome:agentrel_verdicts_wrong:ratio_rate1h")
+    }
+    for agent in AGENTS:
+        assert shares[(agent, "recovered")] > 0.1, shares

@@ -26,3 +26,9 @@ LAST_TIER_EVIDENCE_WINDOW = "1d"
 #: last tier never fails is never exhausted); "" adds none.
 LAST_TIER_REGEX = ""
 RUNBOOK_URL = "https://github.com/agentrel/agentrel/blob/main/docs/runbook.md"
+#: Verdicts after the run (agentrel.verdict): the window the verdict rules rate over, the share
+#: of verdicts on runs that passed (success or recovered) that may say "wrong" before
+#: AgentPassedRunsFoundWrong fires, and how many such verdicts the window must hold first.
+VERDICT_WINDOW = "1h"
+PASSED_WRONG_SHARE_MAX = 0.05
+PASSED_VERDICTS_MIN = 10

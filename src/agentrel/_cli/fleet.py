@@ -40,6 +40,8 @@ from typing import Any
 
 import agentrel
 
+from .verdicts import Judges
+
 COHORTS = ("enterprise", "smb", "free")
 COHORT_WEIGHTS = (0.25, 0.45, 0.30)
 #: the share of requests that ask for a refund (handled by the ``refunds`` agent)
@@ -401,6 +403,7 @@ class Fleet:
     def __init__(self, scenario: Scenario, seed: int) -> None:
         self.scenario = scenario
         self.seed = seed
+        self.judges = Judges(scenario.name, seed)
         instrument_retries()
 
     def request(self, index: int, rng: random.Random) -> Request:
@@ -415,7 +418,7 @@ class Fleet:
         sim = _Sim(rng, self.scenario, req.cohort, CONTEXT_TOKENS[req.cohort])
         token = _SIM.set(sim)
         try:
-            with agentrel.run(req.agent, cohort=req.cohort):
+            with agentrel.run(req.agent, cohort=req.cohort) as run:
                 for tool in PLANS[(req.agent, req.cohort)]:
                     _tool_step(tool, sim, req.order_id)
                 _answer(sim)
@@ -423,6 +426,7 @@ class Fleet:
             pass
         finally:
             _SIM.reset(token)
+        self.judges.after(index, run)
 
 
 @functools.cache
