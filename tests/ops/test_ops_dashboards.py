@@ -28,6 +28,9 @@ OVERVIEW_PANELS = {
     "Share of spend wasted",
     "Unpriced tokens",
     "Calls per run (GenAI semconv) p50 / p95",
+    "Runs later found wrong, by outcome at close",
+    "Found wrong: recovered vs clean runs",
+    "Verdicts per hour by verdict and source",
 }
 TOOLS_PANELS = {
     "Attempts per call",

@@ -24,6 +24,7 @@ REQUIRED_ALERTS = {
     "AgentFallbackLastTierServing",
     "AgentUnsafeRetries",
     "AgentRunsErrorBudgetBurn",
+    "AgentPassedRunsFoundWrong",
 }
 ALERT_IDS = [f"{r['alert']}-{r['labels']['severity']}" for r in alerting_rules()]
 
