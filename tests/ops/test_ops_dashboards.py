@@ -31,6 +31,8 @@ OVERVIEW_PANELS = {
     "Runs later found wrong, by outcome at close",
     "Found wrong: recovered vs clean runs",
     "Verdicts per hour by verdict and source",
+    "Served model per request model",
+    "Retry depth p95 and token amplification around a model change",
 }
 TOOLS_PANELS = {
     "Attempts per call",

@@ -49,6 +49,11 @@ FIRING_ALERT = "AgentUnsafeRetries"  # the demo's issue_refund is idempotent=Fal
 #: the demo's later verdicts say a quarter of its recovered runs were wrong (degraded)
 VERDICT_ALERT = "AgentPassedRunsFoundWrong"
 AGENTS = {"support", "refunds"}
+#: the demo's provider moves gpt-4o to a new snapshot at run 900 (36 s in at DEMO_RATE)
+MODEL_ALERT = "AgentServedModelChanged"
+#: its shipped lookback and "new for" window, and the ones the test uses so it can fire within
+#: seconds of the change (a day of history is not to be had)
+MODEL_WINDOWS = ("[1d] offset 30m", "[10m] offset 20s")
 
 
 def alert_probe(expr: str) -> str:
@@ -56,10 +61,18 @@ def alert_probe(expr: str) -> str:
     return re.sub(r"\s>\s", " > bool ", expr)
 
 
+def e2e_expr(rule: dict[str, Any]) -> str:
+    """An alert's expression with the windows this test runs it with (MODEL_WINDOWS)."""
+    if rule["alert"] != MODEL_ALERT:
+        return str(rule["expr"])
+    assert MODEL_WINDOWS[0] in rule["expr"]
+    return str(rule["expr"]).replace(*MODEL_WINDOWS)
+
+
 def all_queries() -> list[tuple[str, str]]:
     out = [(f"record {r['record']}", r["expr"]) for r in recording_rules()]
     out += [
-        (f"alert {r['alert']} ({r['labels']['severity']})", alert_probe(r["expr"]))
+        (f"alert {r['alert']} ({r['labels']['severity']})", alert_probe(e2e_expr(r)))
         for r in alerting_rules()
     ]
     for d in dashboards().values():
@@ -157,6 +170,7 @@ def stack(processes: Processes, tmp_path: Path, webhook: Webhook) -> Stack:
     for group in alerts["groups"]:
         for rule in group["rules"]:
             rule["for"] = "1s"
+            rule["expr"] = e2e_expr(rule)
     (tmp_path / "alerts.yml").write_text(yaml.safe_dump(alerts))
     prom_config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -265,3 +279,13 @@ def test_demo_prometheus_alertmanager_end_to_end(stack: Stack, webhook: Webhook)
     }
     for agent in AGENTS:
         assert shares[(agent, "recovered")] > 0.1, shares
+
+    # The model changed under the agent: the new snapshot behind gpt-4o, delivered.
+    model_alerts = wait_for(
+        lambda: fired(MODEL_ALERT), timeout=ALERT_TIMEOUT, what=f"{MODEL_ALERT} at the webhook"
+    )
+    assert {
+        (a["labels"]["gen_ai_request_model"], a["labels"]["gen_ai_response_model"])
+        for a in model_alerts
+    } == {("gpt-4o", "gpt-4o-2024-11-20")}
+    assert model_alerts[0]["annotations"]["runbook_url"].endswith("#agentservedmodelchanged")

@@ -81,10 +81,14 @@ def render() -> dict[str, str]:
 
     return {
         "prometheus/agentrel.rules.yml": dump_yaml(
-            _module("rules").recording_groups() + _module("verdicts").recording_groups()
+            _module("rules").recording_groups()
+            + _module("verdicts").recording_groups()
+            + _module("models").recording_groups()
         ),
         "prometheus/agentrel.alerts.yml": dump_yaml(
-            _module("alerts").alert_groups() + _module("verdicts").alert_groups()
+            _module("alerts").alert_groups()
+            + _module("verdicts").alert_groups()
+            + _module("models").alert_groups()
         ),
         "dashboards/agentrel-overview.json": dump_json(_module("overview").overview()),
         "dashboards/agentrel-tools.json": dump_json(_module("tools").tools()),

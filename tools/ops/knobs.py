@@ -32,3 +32,8 @@ RUNBOOK_URL = "https://github.com/agentrel/agentrel/blob/main/docs/runbook.md"
 VERDICT_WINDOW = "1h"
 PASSED_WRONG_SHARE_MAX = 0.05
 PASSED_VERDICTS_MIN = 10
+#: The model changed under you (AgentServedModelChanged): a response model is new for a
+#: request model when it was not served for it in the MODEL_LOOKBACK window that ends
+#: MODEL_NEW_FOR ago (while the request model was); it stays new for MODEL_NEW_FOR.
+MODEL_LOOKBACK = "1d"
+MODEL_NEW_FOR = "30m"
