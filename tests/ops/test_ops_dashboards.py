@@ -41,6 +41,7 @@ TOOLS_PANELS = {
     "Tool duration p50 / p95 / p99",
     "Retry delay p50 / p95 / p99",
     "First call vs steady state p95",
+    "Retry share of attempts",
 }
 
 

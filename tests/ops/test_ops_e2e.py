@@ -51,6 +51,7 @@ VERDICT_ALERT = "AgentPassedRunsFoundWrong"
 AGENTS = {"support", "refunds"}
 #: the demo's provider moves gpt-4o to a new snapshot at run 900 (36 s in at DEMO_RATE)
 MODEL_ALERT = "AgentServedModelChanged"
+BUDGET_ALERT = "AgentToolRetryBudgetExceeded"
 #: its shipped lookback and "new for" window, and the ones the test uses so it can fire within
 #: seconds of the change (a day of history is not to be had)
 MODEL_WINDOWS = ("[1d] offset 30m", "[10m] offset 20s")
@@ -289,3 +290,13 @@ def test_demo_prometheus_alertmanager_end_to_end(stack: Stack, webhook: Webhook)
         for a in model_alerts
     } == {("gpt-4o", "gpt-4o-2024-11-20")}
     assert model_alerts[0]["annotations"]["runbook_url"].endswith("#agentservedmodelchanged")
+
+    # Retry budget: tenacity retries lookup_order far past 20% of its attempts (degraded).
+    budget = wait_for(
+        lambda: [
+            a for a in fired(BUDGET_ALERT) if a["labels"]["gen_ai_tool_name"] == "lookup_order"
+        ],
+        timeout=ALERT_TIMEOUT,
+        what=f"{BUDGET_ALERT} for lookup_order at the webhook",
+    )
+    assert budget[0]["annotations"]["runbook_url"].endswith("#agenttoolretrybudgetexceeded")

@@ -26,6 +26,7 @@ REQUIRED_ALERTS = {
     "AgentRunsErrorBudgetBurn",
     "AgentPassedRunsFoundWrong",
     "AgentServedModelChanged",
+    "AgentToolRetryBudgetExceeded",
 }
 #: Alerts that compare with an earlier window cannot hold at 1m: the minute their tests'
 #: condition turns true instead (see the header of the alert's test file).

@@ -84,11 +84,13 @@ def render() -> dict[str, str]:
             _module("rules").recording_groups()
             + _module("verdicts").recording_groups()
             + _module("models").recording_groups()
+            + _module("budgets").recording_groups()
         ),
         "prometheus/agentrel.alerts.yml": dump_yaml(
             _module("alerts").alert_groups()
             + _module("verdicts").alert_groups()
             + _module("models").alert_groups()
+            + _module("budgets").alert_groups()
         ),
         "dashboards/agentrel-overview.json": dump_json(_module("overview").overview()),
         "dashboards/agentrel-tools.json": dump_json(_module("tools").tools()),

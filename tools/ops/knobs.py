@@ -37,3 +37,7 @@ PASSED_VERDICTS_MIN = 10
 #: MODEL_NEW_FOR ago (while the request model was); it stays new for MODEL_NEW_FOR.
 MODEL_LOOKBACK = "1d"
 MODEL_NEW_FOR = "30m"
+#: Retry budgets (AgentToolRetryBudgetExceeded): the share of a tool's attempts that may be
+#: retries (attempts beyond the first of each call) over 5m, and how long it may stay above.
+RETRY_BUDGET = 0.2
+RETRY_BUDGET_FOR = "15m"
