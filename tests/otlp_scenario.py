@@ -136,6 +136,8 @@ def scenario() -> dict[str, Any]:
         seen["flaky"] = type(exc).__name__
     with agentrel.run(SUCCESS) as run_c:
         seen["ping"] = ping()
+    assert run_a.ref is not None
+    agentrel.verdict(run_a.ref, "wrong", source="thumbs")  # later found wrong (agentrel.verdicts)
     seen["llm_requests"] = [ok_llm.calls, bad_llm.calls]
     seen["runs"] = {
         r.name: {

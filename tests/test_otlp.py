@@ -128,6 +128,18 @@ EXPECTED: dict[str, list[tuple[dict[str, str], str, Any]]] = {
         ({**C, TT: "output", DISP: "useful", RM: "local-m"}, SUCCESS, 1),
     ],
     "agentrel.unsafe_retries": [({TOOL: "refund"}, RECOVER, 1)],
+    "agentrel.verdicts": [
+        (
+            {
+                **A,
+                OUT: "recovered",
+                "agentrel.verdict": "wrong",
+                "agentrel.verdict.source": "other",
+            },
+            RECOVER,
+            1,
+        )
+    ],
     "gen_ai.execute_tool.duration": [
         ({TOOL: "lookup"}, RECOVER, (1, None)),
         ({TOOL: "refund"}, RECOVER, (1, None)),

@@ -38,7 +38,7 @@ def _scenario() -> None:
         agentrel.record_tokens(input=5, output=7)
         return "a"
 
-    with agentrel.run("support", cohort="smb"):
+    with agentrel.run("support", cohort="smb") as first:
         for _ in range(2):
             try:
                 refund()
@@ -63,6 +63,8 @@ def _scenario() -> None:
         call.next_attempt()
 
     waits()
+    assert first.ref is not None
+    agentrel.verdict(first.ref, "wrong", source="thumbs")  # agentrel.verdicts
     T.fallbacks.add(1, {"agentrel.fallback.chain": "c", "agentrel.fallback.from_tier": "a"})
 
 

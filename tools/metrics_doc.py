@@ -42,6 +42,16 @@ LABELS = [
     (cat.FALLBACK_CHAIN, "fallback chain name, from code"),
     (cat.FALLBACK_FROM, "tier that failed, from code"),
     (cat.FALLBACK_TO, "tier tried next, from code"),
+    (
+        cat.VERDICT,
+        "`correct`, `wrong`, and any from the `configure(verdicts=)` allowlist; `other` if not "
+        "listed",
+    ),
+    (
+        cat.VERDICT_SOURCE,
+        "source from the `configure(verdict_sources=)` allowlist; `other` if not listed; "
+        "`none` if not given",
+    ),
 ]
 
 

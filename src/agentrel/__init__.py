@@ -18,6 +18,7 @@ from ._guard import telemetry_errors
 from ._marks import record_tokens, reject
 from ._registry import ToolInfo, registered_tools
 from ._run import Run
+from ._verdict import RunRef, verdict
 from ._version import __version__
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "ContextThreadPoolExecutor",
     "METRICS",
     "Run",
+    "RunRef",
     "ToolInfo",
     "__version__",
     "agent",
@@ -42,6 +44,7 @@ __all__ = [
     "telemetry_errors",
     "tool",
     "uninstrument",
+    "verdict",
     "with_current_run",
 ]
 

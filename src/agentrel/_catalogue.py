@@ -81,6 +81,15 @@ EVENT_ATTEMPT = "agentrel.attempt"
 EVENT_UNSAFE_RETRY = "agentrel.unsafe_retry"
 EVENT_REJECT = "agentrel.reject"
 EVENT_HANDOFF = "agentrel.handoff"
+#: the GenAI semconv evaluation event (development status) and its attributes, on the span a
+#: verdict opens in the run's trace
+EVENT_EVALUATION_RESULT = "gen_ai.evaluation.result"
+EVALUATION_NAME = "gen_ai.evaluation.name"
+EVALUATION_SCORE_VALUE = "gen_ai.evaluation.score.value"
+EVALUATION_SCORE_LABEL = "gen_ai.evaluation.score.label"
+EVALUATION_EXPLANATION = "gen_ai.evaluation.explanation"
+#: the outcome the judged run closed with, on the verdict's span
+VERDICT_RUN_OUTCOME = "agentrel.verdict.run_outcome"
 
 # --- attribute values -----------------------------------------------------------------------
 SUCCESS = "success"
@@ -250,6 +259,23 @@ FIRST_CALL_DURATION = MetricSpec(
     (TOOL,), FIRST_CALL_BUCKETS,
 )  # fmt: skip
 
+# --- verdicts after the run (agentrel.verdict; docs/metrics.md) ------------------------------
+#: Metric labels of a verdict: the verdict and its source, each after its allowlist.
+VERDICT = "agentrel.verdict"
+VERDICT_SOURCE = "agentrel.verdict.source"
+#: The verdicts every process knows (``configure(verdicts=...)`` adds more).
+CORRECT = "correct"
+WRONG = "wrong"
+BUILTIN_VERDICTS = (CORRECT, WRONG)
+NO_SOURCE = "none"
+OTHER_VALUE = "other"
+VERDICTS = MetricSpec(
+    "agentrel.verdicts", "counter", "{verdict}",
+    "Verdicts given to finished runs after the fact (agentrel.verdict), by the run's agent, "
+    "cohort and outcome at close, the verdict and its source.",
+    (AGENT, COHORT, OUTCOME, VERDICT, VERDICT_SOURCE),
+)  # fmt: skip
+
 METRICS: tuple[MetricSpec, ...] = (
     RUN_RETRY_DEPTH,
     RUN_ATTEMPTS,
@@ -269,6 +295,7 @@ METRICS: tuple[MetricSpec, ...] = (
     INVOKE_AGENT_TOOL_CALLS,
     INVOKE_AGENT_INFERENCE_CALLS,
     FIRST_CALL_DURATION,
+    VERDICTS,
 )
 
 # --- OpenTelemetry -> Prometheus name translation --------------------------------------------
@@ -387,6 +414,11 @@ SPAN_ATTRIBUTES: tuple[SpanName, ...] = (
     SpanName(REJECT_REASON, "reject event", "the `reason` given to `agentrel.reject`"),
     SpanName(HANDOFF_FROM, "handoff event", "the agent that handed off"),
     SpanName(HANDOFF_TO, "handoff event", "the agent handed to"),
+    SpanName(VERDICT_RUN_OUTCOME, "verdict", "the outcome the judged run closed with"),
+    SpanName(EVALUATION_NAME, "evaluation event", "the verdict's source, after its allowlist"),
+    SpanName(EVALUATION_SCORE_LABEL, "evaluation event", "the verdict, after its allowlist"),
+    SpanName(EVALUATION_SCORE_VALUE, "evaluation event", "the `score=` given, if any"),
+    SpanName(EVALUATION_EXPLANATION, "evaluation event", "the `explanation=`, redacted", True),
 )
 SPAN_EVENTS: tuple[SpanName, ...] = (
     SpanName(
@@ -404,5 +436,11 @@ SPAN_EVENTS: tuple[SpanName, ...] = (
         EVENT_HANDOFF,
         f"run: `{HANDOFF_FROM}`, `{HANDOFF_TO}`",
         "an OpenAI Agents SDK handoff between agents",
+    ),
+    SpanName(
+        EVENT_EVALUATION_RESULT,
+        f"verdict: `{EVALUATION_NAME}`, `{EVALUATION_SCORE_LABEL}`, `{EVALUATION_SCORE_VALUE}`, "
+        f"`{EVALUATION_EXPLANATION}`",
+        "a verdict on a finished run (`agentrel.verdict`), GenAI semconv",
     ),
 )

@@ -20,6 +20,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 
 from . import _catalogue as cat
+from . import _verdict
 from ._guard import logger, telemetry_error
 from ._otlp import OTLP_HISTOGRAMS, exporters, this_process_only
 from ._runtime import T, is_set
@@ -220,6 +221,8 @@ def configure(
     meter_provider: Any = None,
     prices: Any = None,
     otlp_histograms: str | None = None,
+    verdicts: Iterable[str] = (),
+    verdict_sources: Iterable[str] = (),
 ) -> Configuration:
     """Set up OpenTelemetry for agentrel where the application has not, and return a handle.
 
@@ -253,6 +256,9 @@ def configure(
       ``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`` (explicit buckets unless it
       says ``base2_exponential_bucket_histogram``). The ``/metrics`` endpoint always serves
       the catalogue's buckets.
+    * ``verdicts`` / ``verdict_sources``: the allowlists of ``agentrel.verdict``'s labels, as
+      ``cohorts`` is for cohorts: ``correct`` and ``wrong`` are always allowed, any other
+      verdict or source is recorded as ``other`` (no source: ``none``).
 
     A provider the application already set globally is used, never replaced. Bad arguments
     raise ``TypeError``/``ValueError`` here. Calling ``configure()`` again while a
@@ -277,6 +283,10 @@ def configure(
         meter_provider,
     )
     _validate_port_range(prometheus_port, prometheus_port_range)
+    verdict_allowlists = (
+        _verdict.validate_allowlist("verdicts", verdicts),
+        _verdict.validate_allowlist("verdict_sources", verdict_sources),
+    )
     if otlp_histograms is not None and otlp_histograms not in OTLP_HISTOGRAMS:
         raise ValueError(
             f"otlp_histograms must be one of {OTLP_HISTOGRAMS} or None, got {otlp_histograms!r}"
@@ -289,6 +299,7 @@ def configure(
             )
             return _current
         T.cohorts = allowed
+        _verdict.configure_allowlists(*verdict_allowlists)
         T.capture_content = capture_content
         T.redact = redact
         _cost.set_prices(*prices_cfg)

@@ -216,3 +216,10 @@ def call_counts(tool_calls: int, inference_calls: int, attrs: dict[str, str], ct
 def first_call(duration: float, attrs: dict[str, str], ctx: Any) -> None:
     """``agentrel.tool.first_call.duration``: a tool's first call in this process."""
     T.tool_first_call_duration.record(duration, attrs, ctx)
+
+
+# --- verdicts after the run ---------------------------------------------------------------------
+def verdict(attrs: dict[str, str], ctx: Any) -> None:
+    """A verdict on a finished run (``agentrel.verdict``): one ``agentrel.verdicts`` point;
+    the labels were bounded by their allowlists before they got here."""
+    T.verdicts.add(1, attrs, ctx)

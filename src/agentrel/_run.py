@@ -29,6 +29,7 @@ from ._runtime import T
 from ._span import BorrowedSpan
 from ._spec import error_type
 from ._tokens import Tokens, total
+from ._verdict import run_ref
 
 
 class Run:
@@ -37,10 +38,10 @@ class Run:
     Read-only for application code: ``name``, ``cohort``, ``attempts``, ``retry_depth``,
     ``tokens``, ``useful_tokens``, ``wasted_tokens``, ``token_amplification``,
     ``budget_ratio``, ``recovery_time``, ``cost_usd``, ``wasted_cost_usd`` (US dollars, with
-    prices: docs/metrics.md) and, once the run has finished, ``outcome``. Once ``outcome`` is
-    set the figures are final: work that ends after the run (a task or a thread that outlived
-    it) is recorded as work outside any run (docs/reliability.md). The figures live in the
-    run's ``ledger`` (agentrel's own: every change to them is one of its methods).
+    prices: docs/metrics.md) and, once the run has finished, ``outcome`` and ``ref``. Once
+    ``outcome`` is set the figures are final: work that ends after the run (a task or a thread
+    that outlived it) is recorded as work outside any run (docs/reliability.md). The figures
+    live in the run's ``ledger`` (agentrel's own: every change to them is one of its methods).
     """
 
     __slots__ = ("_arming", "_ctx", "_span", "_start", "cohort", "ledger", "name", "token_budget")
@@ -122,6 +123,14 @@ class Run:
         if figures is None:
             return None
         return float(figures[1] if wasted_only else figures[0])
+
+    @property
+    def ref(self) -> str | None:
+        """Once the run has finished: a short string naming it for a later verdict
+        (``agentrel.verdict(ref, "wrong", source="thumbs")``, from any process, any time
+        later): base64url of its agent, cohort, outcome and trace and span ids, no content.
+        ``None`` while the run is open."""
+        return run_ref(self)
 
     def add_recovery_time(self, seconds: float) -> None:
         """A backoff wait inside the run (the one place recovery time grows besides failed

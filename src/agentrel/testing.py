@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _coldstart, _config, _cost, _guard, _instrumentor, _llm
+from . import _coldstart, _config, _cost, _guard, _instrumentor, _llm, _verdict
 from ._runtime import T
 
 __all__ = ["Capture", "HistogramData", "capture", "reset"]
@@ -143,10 +143,11 @@ def reset() -> None:
     """Reset agentrel's process-wide state: injected providers, cohort allowlist, content
     capture, the once-only log memory, the telemetry error counts, and work left to settle
     later (LLM streams and retry loops abandoned before the reset are never recorded: every
-    integration instrumentor's ``_reset_for_tests()`` is called), the
-    price configuration (back to the default) and which tools have had their first call.
+    integration instrumentor's ``_reset_for_tests()`` is called), the price configuration
+    (back to the default), the verdict allowlists and which tools have had their first call.
     Global OpenTelemetry providers, once set, cannot be unset and stay as they are."""
     T.cohorts = frozenset()
+    _verdict.reset()  # verdict and source allowlists
     T.capture_content = False
     T.redact = None
     if T.injected is not None:

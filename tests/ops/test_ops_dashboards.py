@@ -28,6 +28,11 @@ OVERVIEW_PANELS = {
     "Share of spend wasted",
     "Unpriced tokens",
     "Calls per run (GenAI semconv) p50 / p95",
+    "Runs later found wrong, by outcome at close",
+    "Found wrong: recovered vs clean runs",
+    "Verdicts per hour by verdict and source",
+    "Served model per request model",
+    "Retry depth p95 and token amplification around a model change",
 }
 TOOLS_PANELS = {
     "Attempts per call",
@@ -36,6 +41,7 @@ TOOLS_PANELS = {
     "Tool duration p50 / p95 / p99",
     "Retry delay p50 / p95 / p99",
     "First call vs steady state p95",
+    "Retry share of attempts",
 }
 
 

@@ -48,6 +48,15 @@ DEMO_RATE = 25  # runs per second
 DATA_TIMEOUT = 60
 ALERT_TIMEOUT = 45
 FIRING_ALERT = "AgentUnsafeRetries"  # the demo's issue_refund is idempotent=False
+#: the demo's later verdicts say a quarter of its recovered runs were wrong (degraded)
+VERDICT_ALERT = "AgentPassedRunsFoundWrong"
+AGENTS = {"support", "refunds"}
+#: the demo's provider moves gpt-4o to a new snapshot at run 900 (36 s in at DEMO_RATE)
+MODEL_ALERT = "AgentServedModelChanged"
+BUDGET_ALERT = "AgentToolRetryBudgetExceeded"
+#: its shipped lookback and "new for" window, and the ones the test uses so it can fire within
+#: seconds of the change (a day of history is not to be had)
+MODEL_WINDOWS = ("[1d] offset 30m", "[10m] offset 20s")
 
 
 def alert_probe(expr: str) -> str:
@@ -55,10 +64,18 @@ def alert_probe(expr: str) -> str:
     return re.sub(r"\s>\s", " > bool ", expr)
 
 
+def e2e_expr(rule: dict[str, Any]) -> str:
+    """An alert's expression with the windows this test runs it with (MODEL_WINDOWS)."""
+    if rule["alert"] != MODEL_ALERT:
+        return str(rule["expr"])
+    assert MODEL_WINDOWS[0] in rule["expr"]
+    return str(rule["expr"]).replace(*MODEL_WINDOWS)
+
+
 def all_queries() -> list[tuple[str, str]]:
     out = [(f"record {r['record']}", r["expr"]) for r in recording_rules()]
     out += [
-        (f"alert {r['alert']} ({r['labels']['severity']})", alert_probe(r["expr"]))
+        (f"alert {r['alert']} ({r['labels']['severity']})", alert_probe(e2e_expr(r)))
         for r in alerting_rules()
     ]
     for d in dashboards().values():
@@ -169,6 +186,7 @@ def stack(
     for group in alerts["groups"]:
         for rule in group["rules"]:
             rule["for"] = "1s"
+            rule["expr"] = e2e_expr(rule)
     (tmp_path / "alerts.yml").write_text(yaml.safe_dump(alerts))
     # The shipped config's external labels, as they reach Alertmanager with every alert.
     shipped = load_yaml(DEPLOY_DIR / "prometheus" / "prometheus.yml")
@@ -251,11 +269,11 @@ def test_demo_prometheus_alertmanager_end_to_end(stack: Stack, webhook: Webhook)
     assert all(re.fullmatch(r"[0-9a-f]{32}", e["labels"]["trace_id"]) for e in found)
 
     # One alert, all the way to the on-call webhook.
-    def fired() -> list[dict[str, Any]]:
+    def fired(name: str = FIRING_ALERT) -> list[dict[str, Any]]:
         return [
             a
             for a in webhook.alerts()
-            if a["labels"]["alertname"] == FIRING_ALERT and a["status"] == "firing"
+            if a["labels"]["alertname"] == name and a["status"] == "firing"
         ]
 
     alerts = wait_for(fired, timeout=ALERT_TIMEOUT, what=f"{FIRING_ALERT} at the webhook")
@@ -266,6 +284,44 @@ def test_demo_prometheus_alertmanager_end_to_end(stack: Stack, webhook: Webhook)
     assert alert["annotations"]["runbook_url"].endswith("docs/runbook.md#agentunsaferetries")
     assert "issue_refund" in alert["annotations"]["description"]
     assert "{{" not in alert["annotations"]["description"]
+
+    # Runs that passed, later found wrong: the verdict alert, delivered, for both demo agents.
+    def verdict_alerts() -> list[dict[str, Any]]:
+        found = fired(VERDICT_ALERT)
+        return found if {a["labels"]["gen_ai_agent_name"] for a in found} >= AGENTS else []
+
+    found = wait_for(verdict_alerts, timeout=ALERT_TIMEOUT, what=f"{VERDICT_ALERT} at the webhook")
+    for a in found:
+        assert a["labels"]["severity"] == "warning"
+        assert a["annotations"]["runbook_url"].endswith("docs/runbook.md#agentpassedrunsfoundwrong")
+        assert "{{" not in a["annotations"]["description"]
+    # the dashboard's question: recovered runs are found wrong more often than clean ones
+    shares = {
+        (r["metric"]["gen_ai_agent_name"], r["metric"]["agentrel_outcome"]): float(r["value"][1])
+        for r in stack.query("agent_outcome:agentrel_verdicts_wrong:ratio_rate1h")
+    }
+    for agent in AGENTS:
+        assert shares[(agent, "recovered")] > 0.1, shares
+
+    # The model changed under the agent: the new snapshot behind gpt-4o, delivered.
+    model_alerts = wait_for(
+        lambda: fired(MODEL_ALERT), timeout=ALERT_TIMEOUT, what=f"{MODEL_ALERT} at the webhook"
+    )
+    assert {
+        (a["labels"]["gen_ai_request_model"], a["labels"]["gen_ai_response_model"])
+        for a in model_alerts
+    } == {("gpt-4o", "gpt-4o-2024-11-20")}
+    assert model_alerts[0]["annotations"]["runbook_url"].endswith("#agentservedmodelchanged")
+
+    # Retry budget: tenacity retries lookup_order far past 20% of its attempts (degraded).
+    budget = wait_for(
+        lambda: [
+            a for a in fired(BUDGET_ALERT) if a["labels"]["gen_ai_tool_name"] == "lookup_order"
+        ],
+        timeout=ALERT_TIMEOUT,
+        what=f"{BUDGET_ALERT} for lookup_order at the webhook",
+    )
+    assert budget[0]["annotations"]["runbook_url"].endswith("#agenttoolretrybudgetexceeded")
 
 
 #: The demo's tools (src/agentrel/_cli/fleet.py): its @agentrel.tool functions. Its LLM calls

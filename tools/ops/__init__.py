@@ -7,6 +7,9 @@
     dashboard.py  the small Grafana DSL: layout, panels, targets, variables
     overview.py   dashboards/agentrel-overview.json
     tools.py      dashboards/agentrel-tools.json
+    verdicts.py   verdicts after the run: their rules, alert and the Overview's row
+    budgets.py    retry budgets: the retry share per tool, its rule, alert and the Tools row
+    models.py     the served model per request model: its rule, alert and the Overview's row
     generate.py   the entry point: renders all of the above, writes or --check's them
 
 PromQL lives here, in one place (the kubernetes-mixin way): recording rules named

@@ -80,8 +80,18 @@ def render() -> dict[str, str]:
         return json.dumps(d, indent=2, ensure_ascii=False) + "\n"
 
     return {
-        "prometheus/agentrel.rules.yml": dump_yaml(_module("rules").recording_groups()),
-        "prometheus/agentrel.alerts.yml": dump_yaml(_module("alerts").alert_groups()),
+        "prometheus/agentrel.rules.yml": dump_yaml(
+            _module("rules").recording_groups()
+            + _module("verdicts").recording_groups()
+            + _module("models").recording_groups()
+            + _module("budgets").recording_groups()
+        ),
+        "prometheus/agentrel.alerts.yml": dump_yaml(
+            _module("alerts").alert_groups()
+            + _module("verdicts").alert_groups()
+            + _module("models").alert_groups()
+            + _module("budgets").alert_groups()
+        ),
         "dashboards/agentrel-overview.json": dump_json(_module("overview").overview()),
         "dashboards/agentrel-tools.json": dump_json(_module("tools").tools()),
     }

@@ -26,3 +26,18 @@ LAST_TIER_EVIDENCE_WINDOW = "1d"
 #: last tier never fails is never exhausted); "" adds none.
 LAST_TIER_REGEX = ""
 RUNBOOK_URL = "https://github.com/agentrel/agentrel/blob/main/docs/runbook.md"
+#: Verdicts after the run (agentrel.verdict): the window the verdict rules rate over, the share
+#: of verdicts on runs that passed (success or recovered) that may say "wrong" before
+#: AgentPassedRunsFoundWrong fires, and how many such verdicts the window must hold first.
+VERDICT_WINDOW = "1h"
+PASSED_WRONG_SHARE_MAX = 0.05
+PASSED_VERDICTS_MIN = 10
+#: The model changed under you (AgentServedModelChanged): a response model is new for a
+#: request model when it was not served for it in the MODEL_LOOKBACK window that ends
+#: MODEL_NEW_FOR ago (while the request model was); it stays new for MODEL_NEW_FOR.
+MODEL_LOOKBACK = "1d"
+MODEL_NEW_FOR = "30m"
+#: Retry budgets (AgentToolRetryBudgetExceeded): the share of a tool's attempts that may be
+#: retries (attempts beyond the first of each call) over 5m, and how long it may stay above.
+RETRY_BUDGET = 0.2
+RETRY_BUDGET_FOR = "15m"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import knobs
+from . import knobs, models, verdicts
 from ._series import (
     ABSORBED,
     AGENT,
@@ -260,6 +260,8 @@ def overview() -> dict[str, Any]:
         "Retries of tools declared idempotent=False: each may duplicate a side effect.",
         [target(f"sum by ({TOOL}) ({R_UNSAFE}{{{TOOL_SEL}}})", f"{{{{{TOOL}}}}}", "A")],
         "suffix: retries/s", min=0), 12)  # fmt: skip
+    verdicts.overview_row(lay)
+    models.overview_row(lay)
     return dashboard(
         "agentrel-overview", "agentrel / Overview",
         "Agent runs by outcome, self-healing, retry depth, token amplification, spend, "

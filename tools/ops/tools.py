@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import knobs
+from . import budgets, knobs
 from ._series import ABSORBED, ERROR, OUTCOME, TOOL
 from .dashboard import RUN_SEL, TOOL_SEL, Layout, dashboard, quantiles, target, timeseries
 from .rules import (
@@ -110,6 +110,7 @@ def tools() -> dict[str, Any]:
         "cohort label.",
         [target(f"sum by ({OUTCOME}) ({R_RUNS}{{{RUN_SEL}}})", f"{{{{{OUTCOME}}}}}", "A")],
         "reqps", stack=True), 12)  # fmt: skip
+    budgets.tools_row(lay)
     return dashboard(
         "agentrel-tools", "agentrel / Tools",
         "Per tool: attempts per call, absorbed vs surfaced failures, duration, retry delay, "

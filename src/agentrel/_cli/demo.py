@@ -91,6 +91,7 @@ def run(
     import agentrel
 
     from . import fleet as fleet_mod
+    from . import verdicts as judges
 
     # configure() never raises for a busy port (it logs and counts it, the process goes on);
     # the demo exists to serve /metrics, so it says so in its own words and stops.
@@ -103,6 +104,7 @@ def run(
             prometheus_addr=host,
             cohorts=fleet_mod.COHORTS,
             prices=fleet_mod.PRICES,
+            verdict_sources=judges.SOURCES,
         )
     except ValueError as exc:  # e.g. --host that is not an IP address
         print(f"agentrel demo: {exc}", file=sys.stderr)

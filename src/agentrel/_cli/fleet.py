@@ -12,6 +12,10 @@ would use them:
   agent loop call it again: an unsafe retry.
 * ``answer``: a fallback chain ``primary_model`` → ``secondary_model`` → ``cached_answer``;
   a validator rejects some model outputs (``agentrel.reject``) and the agent re-prompts.
+* from run ``MODEL_SWAP_AT`` on, the provider serves ``PRIMARY_MODEL`` from a new snapshot
+  (``gen_ai.response.model``) whose answers are rejected more often;
+* some runs that passed are judged later (``verdicts.py``): recovered ones are wrong more
+  often than clean ones;
 * every model turn is an ``@agentrel.llm`` call that records its token usage and runs the tool
   call it chose, so a turn whose tool call fails is thrown away with its tokens.
 
@@ -39,6 +43,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import agentrel
+from agentrel.instrumentation import current_call
+
+from .verdicts import Judges
 
 COHORTS = ("enterprise", "smb", "free")
 COHORT_WEIGHTS = (0.25, 0.45, 0.30)
@@ -82,6 +89,13 @@ TIER_CALLS = {
     "cached_answer": "cached_answer",
 }
 TIERS = tuple(TIER_CALLS)
+
+#: The snapshots the provider serves for ``PRIMARY_MODEL`` (``gen_ai.response.model``): from
+#: run ``MODEL_SWAP_AT`` on, the provider moves the name to a new snapshot, whose answers the
+#: validator rejects ``SWAPPED_REJECT`` more often (the model changed under the agent).
+PRIMARY_SERVED = ("gpt-4o-2024-08-06", "gpt-4o-2024-11-20")
+MODEL_SWAP_AT = 900
+SWAPPED_REJECT = 0.15
 
 #: $/Mtok (input, output, cached input): the answer models' list prices, for ``configure``.
 PRICES = {PRIMARY_MODEL: (2.5, 10, 1.25), SECONDARY_MODEL: (0.8, 4, 0.08)}
@@ -193,6 +207,7 @@ class _Sim:
     scenario: Scenario
     cohort: str
     context: int
+    served: str = PRIMARY_SERVED[0]
 
     def fails(self, p: float) -> bool:
         """One draw: does this attempt fail? Long, heavy requests fail more."""
@@ -299,6 +314,9 @@ def primary_model(prompt: int) -> Answer:
     """The primary model writes the answer (times out on long contexts, answers 429)."""
     _cold_start("primary_model")
     sim = _sim()
+    call = current_call()
+    if call is not None:  # the snapshot the provider says answered
+        call.set_response_model(sim.served)
     if sim.fails(sim.scenario.primary_fail):
         if sim.rng.random() >= TIMEOUT_SHARE:
             raise RateLimitError("429 from the primary model")
@@ -345,7 +363,10 @@ def _valid(answer: Answer) -> bool:
     if answer.tier == "cached_answer":
         return True
     sim = _sim()
-    return not sim.fails(sim.scenario.reject)
+    extra = (
+        SWAPPED_REJECT if answer.tier == "primary_model" and sim.served != PRIMARY_SERVED[0] else 0
+    )
+    return not sim.fails(sim.scenario.reject + extra)
 
 
 # --- the agent loop ----------------------------------------------------------------------------
@@ -401,6 +422,7 @@ class Fleet:
     def __init__(self, scenario: Scenario, seed: int) -> None:
         self.scenario = scenario
         self.seed = seed
+        self.judges = Judges(scenario.name, seed)
         instrument_retries()
 
     def request(self, index: int, rng: random.Random) -> Request:
@@ -412,10 +434,11 @@ class Fleet:
         """Handle request ``index``; a run that fails is recorded by agentrel and ends here."""
         rng = random.Random(f"agentrel-demo:{self.seed}:{index}")
         req = self.request(index, rng)
-        sim = _Sim(rng, self.scenario, req.cohort, CONTEXT_TOKENS[req.cohort])
+        served = PRIMARY_SERVED[index >= MODEL_SWAP_AT]
+        sim = _Sim(rng, self.scenario, req.cohort, CONTEXT_TOKENS[req.cohort], served)
         token = _SIM.set(sim)
         try:
-            with agentrel.run(req.agent, cohort=req.cohort):
+            with agentrel.run(req.agent, cohort=req.cohort) as run:
                 for tool in PLANS[(req.agent, req.cohort)]:
                     _tool_step(tool, sim, req.order_id)
                 _answer(sim)
@@ -423,6 +446,7 @@ class Fleet:
             pass
         finally:
             _SIM.reset(token)
+        self.judges.after(index, run)
 
 
 @functools.cache
