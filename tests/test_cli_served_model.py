@@ -26,6 +26,11 @@ def _served(first: int, last: int) -> dict[tuple[str, str], int]:
                 key = (a[cat.REQUEST_MODEL], a[cat.RESPONSE_MODEL])
                 out[key] = out.get(key, 0) + p.count
         agentrel.current_configuration().shutdown()  # type: ignore[union-attr]
+        # The fleet instrumented tenacity for its retries: leave the process as it was.
+        from agentrel.integrations import tenacity as agentrel_tenacity
+
+        agentrel_tenacity.uninstrument()
+        fleet.instrument_retries.cache_clear()
         return out
 
 

@@ -77,6 +77,7 @@ with agentrel.run("support") as run:
         pass
     refund("o1")
     client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+agentrel.verdict(run.ref, "correct", source="thumbs")  # a later verdict: agentrel.verdicts
 flushed = cfg.shutdown(timeout=20)
 print(json.dumps({"trace_id": trace_id, "outcome": run.outcome, "depth": run.retry_depth,
                   "attempts": run.attempts, "useful": run.useful_tokens, "flushed": flushed}))

@@ -123,7 +123,7 @@ print(json.dumps(_served(body)))
 """
 
 #: Series the demo serves after 300 runs of seed 1, pinned: the demo is the budget's yardstick.
-DEMO_SERIES = 910
+DEMO_SERIES = 924
 
 
 def test_the_demo_serves_at_most_1000_series() -> None:
