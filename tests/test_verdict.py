@@ -167,7 +167,8 @@ def test_a_verdict_from_another_process_hours_later(cap: testing.Capture) -> Non
         PYTHONPATH=str(SRC),
     )
     ref, trace_hex, span_hex = out.split()
-    agentrel.configure(cohorts=["enterprise"], tracer_provider=cap.tracer_provider,
+    agentrel.configure(cohorts=["enterprise"], verdict_agents=["refunds"],
+                       tracer_provider=cap.tracer_provider,
                        meter_provider=cap.meter_provider)  # fmt: skip
     agentrel.verdict(ref, "wrong", source=None)
     assert cap.counter(VERDICTS, {cat.AGENT: "refunds", cat.COHORT: "enterprise",
@@ -178,9 +179,34 @@ def test_a_verdict_from_another_process_hours_later(cap: testing.Capture) -> Non
     assert format(span.parent.span_id, "016x") == span_hex
 
 
+def test_a_forged_agent_name_is_other(cap: testing.Capture) -> None:
+    """A ref's agent name is a label only when a ref was made for that agent here or it is in
+    ``configure(verdict_agents=...)``: 50 forged names give one series, agent ``other``."""
+    with agentrel.run("support") as run:
+        pass
+    real = run.ref
+    assert real is not None
+    for i in range(50):
+        agentrel.verdict(agentrel.RunRef(f"sk-live-{i:04d}", "none", "success").encode(), "wrong")
+    agentrel.verdict(real, "wrong")
+    assert sorted(cap.label_sets(VERDICTS), key=lambda a: a[cat.AGENT]) == [
+        {cat.AGENT: "other", cat.COHORT: "none", cat.OUTCOME: "success",
+         cat.VERDICT: "wrong", cat.VERDICT_SOURCE: "none"},
+        {cat.AGENT: "support", cat.COHORT: "none", cat.OUTCOME: "success",
+         cat.VERDICT: "wrong", cat.VERDICT_SOURCE: "none"},
+    ]  # fmt: skip
+    assert cap.counter(VERDICTS, {cat.AGENT: "other"}) == 50
+    assert {s.name for s in cap.spans() if s.name.startswith("verdict ")} == {
+        "verdict other",
+        "verdict support",
+    }
+
+
 def test_a_ref_cohort_outside_this_allowlist_is_other(cap: testing.Capture) -> None:
     """A ref's cohort is bounded again by this process's allowlist (a stored ref can be
     edited): a cohort this process does not allow is recorded as ``other``."""
+    agentrel.configure(verdict_agents=["support"], tracer_provider=cap.tracer_provider,
+                       meter_provider=cap.meter_provider)  # fmt: skip
     forged = agentrel.RunRef("support", "user-12345", "success").encode()
     agentrel.verdict(forged, "wrong")
     assert cap.label_sets(VERDICTS) == [

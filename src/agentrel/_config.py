@@ -223,6 +223,7 @@ def configure(
     otlp_histograms: str | None = None,
     verdicts: Iterable[str] = (),
     verdict_sources: Iterable[str] = (),
+    verdict_agents: Iterable[str] = (),
 ) -> Configuration:
     """Set up OpenTelemetry for agentrel where the application has not, and return a handle.
 
@@ -259,6 +260,9 @@ def configure(
     * ``verdicts`` / ``verdict_sources``: the allowlists of ``agentrel.verdict``'s labels, as
       ``cohorts`` is for cohorts: ``correct`` and ``wrong`` are always allowed, any other
       verdict or source is recorded as ``other`` (no source: ``none``).
+    * ``verdict_agents``: the agent names a verdict's ref may carry into the ``agentrel.verdicts``
+      label when the ref was made in another process (a ref can be edited by whoever holds
+      it); a ref made in this process keeps its agent name; any other name is ``other``.
 
     A provider the application already set globally is used, never replaced. Bad arguments
     raise ``TypeError``/``ValueError`` here. Calling ``configure()`` again while a
@@ -286,6 +290,7 @@ def configure(
     verdict_allowlists = (
         _verdict.validate_allowlist("verdicts", verdicts),
         _verdict.validate_allowlist("verdict_sources", verdict_sources),
+        _verdict.validate_allowlist("verdict_agents", verdict_agents),
     )
     if otlp_histograms is not None and otlp_histograms not in OTLP_HISTOGRAMS:
         raise ValueError(

@@ -48,6 +48,11 @@ _SAMPLED = 0x01
 _lock = threading.Lock()
 _verdicts: frozenset[str] = frozenset(cat.BUILTIN_VERDICTS)
 _sources: frozenset[str] = frozenset()
+_agents: frozenset[str] = frozenset()  # configure(verdict_agents=...)
+#: agents whose runs made a ref in this process: their verdicts keep the name without
+#: configuration. Bounded: agent names come from code, but a process could make them up.
+_made: set[str] = set()
+_MADE_MAX = 1024
 
 
 @dataclass(frozen=True)
@@ -148,7 +153,12 @@ def run_ref(run: Any) -> str | None:
             sc = span.get_span_context()
             if sc.is_valid:
                 trace_id, span_id, sampled = sc.trace_id, sc.span_id, sc.trace_flags.sampled
-        return RunRef(run.name, run.cohort, outcome, trace_id, span_id, sampled).encode()
+        ref = RunRef(run.name, run.cohort, outcome, trace_id, span_id, sampled).encode()
+        if run.name not in _made:
+            with _lock:  # a set of str: nothing under the lock calls back into the host
+                if len(_made) < _MADE_MAX:
+                    _made.add(run.name)
+        return ref
     except Exception as exc:
         telemetry_error("verdict.ref", exc)
         return None
@@ -169,23 +179,34 @@ def validate_allowlist(what: str, values: object) -> frozenset[str]:
     return frozenset(out)
 
 
-def configure_allowlists(verdicts: frozenset[str], sources: frozenset[str]) -> None:
+def configure_allowlists(
+    verdicts: frozenset[str], sources: frozenset[str], agents: frozenset[str] = frozenset()
+) -> None:
     """Set the allowlists (``configure()``); the built-in verdicts are always allowed."""
-    global _verdicts, _sources
+    global _verdicts, _sources, _agents
     with _lock:
         _verdicts = frozenset(cat.BUILTIN_VERDICTS) | verdicts
         _sources = sources
+        _agents = agents
 
 
 def reset() -> None:
-    """Back to the defaults (``testing.reset()``)."""
+    """Back to the defaults (``testing.reset()``), forgetting the agents refs were made for."""
     configure_allowlists(frozenset(), frozenset())
+    _made.clear()
 
 
 def _label(value: str | None, allowed: frozenset[str], none: str | None) -> str:
     if value is None and none is not None:
         return none
     return value if value in allowed else cat.OTHER_VALUE
+
+
+def _agent(agent: str) -> str:
+    """A ref's agent name, bounded: a stored ref can be edited (or forged by whoever holds it),
+    and its name must not become an unbounded label. Kept when a ref was made for that agent
+    in this process or the agent is in ``configure(verdict_agents=...)``; else ``other``."""
+    return agent if agent in _agents or agent in _made else cat.OTHER_VALUE
 
 
 def _cohort(cohort: str) -> str:
@@ -228,7 +249,7 @@ def _verdict(
     label = _label(value, _verdicts, None)
     src = _label(source, _sources, cat.NO_SOURCE)
     attrs = {
-        cat.AGENT: ref.agent,
+        cat.AGENT: _agent(ref.agent),
         cat.COHORT: _cohort(ref.cohort),
         cat.OUTCOME: ref.outcome,
         cat.VERDICT: label,
@@ -265,7 +286,7 @@ def _span(
         cat.VERDICT_RUN_OUTCOME: ref.outcome,
     }
     span = T.tracer.start_span(
-        f"verdict {ref.agent}",
+        f"verdict {attrs[cat.AGENT]}",
         context=parent,
         kind=SpanKind.INTERNAL,
         attributes=span_attrs,
