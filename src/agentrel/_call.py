@@ -108,13 +108,14 @@ class Call:
         self._done = False  # finish_call has begun: a late child hands over past this call
 
     # -- attempts ----------------------------------------------------------------------------
-    def begin_attempt(self) -> None:
-        """Open the next attempt (retry integrations call this before each retry)."""
+    def begin_attempt(self, start: float | None = None) -> None:
+        """Open the next attempt (retry integrations call this before each retry), starting
+        now or at ``start`` (a clock reading already taken: the call's own, for its first)."""
         if self._open:
             return
         attempt = self.attempt = self.attempt + 1
         self._open = True
-        self._attempt_start = _clock.now()
+        self._attempt_start = _clock.now() if start is None else start
         spec, run = self.spec, self.run
         unsafe = (
             run is not None
@@ -355,14 +356,7 @@ def start_call(spec: CallSpec, on_span: Span | None = None) -> Call:
             call._ctx = trace.set_span_in_context(span)
         except Exception as exc:  # a broken tracer costs the span, not the counts
             telemetry_error("call.span", exc)
-    # ``begin_attempt`` for the first attempt, which starts when the call does (one clock
-    # reading for both): no child yet, no failure, a retry only in the run's eyes.
-    call.attempt = 1
-    call._open = True
-    call._attempt_start = call._start
-    run = call.run
-    if run is not None and not spec.composite and run.ledger.attempt_started(spec, True):
-        call._unsafe_retry()
+    call.begin_attempt(call._start)  # the first attempt starts when the call does
     return call
 
 
@@ -393,15 +387,8 @@ def finish_call(call: Call, exc: BaseException | None, flagged: bool = False) ->
     elif call._rejected or flagged:
         call.attempt_failed(None, cat.REJECTED if call._rejected else cat.RESULT_FLAGGED)
         failed = True
-    elif call._open:  # ``attempt_succeeded``, without its call in the common case
-        if call._cur is not None or call.spec.composite:
-            call._close_attempt(failed=False)
-        else:
-            call._open = False
-        if call.attempt > 1:
-            call._attempt_event(_clock.now() - call._attempt_start, None)
-        failed = False
     else:
+        call.attempt_succeeded()
         failed = False
     outcome = call_outcome(
         failed, call.attempt, call.retried, call.failed_attempts + call.inner_failures

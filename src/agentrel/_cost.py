@@ -260,6 +260,8 @@ class Pricing:
         """(all, wasted) dollars of a scope's tokens; ``None`` when pricing is off."""
         if not self.enabled:
             return None
+        if not useful and not wasted:  # a run with no tokens: nothing to price
+            return _ZERO, _ZERO
         u, _ = self.cost(useful)
         w, _ = self.cost(wasted)
         spent_wasted = sum(w.values(), _ZERO)

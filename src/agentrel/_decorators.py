@@ -562,7 +562,7 @@ def run(name: str, /, *, cohort: str | None = None, token_budget: int | None = N
     key = (name, cohort, token_budget, type(token_budget))
     try:
         checked = key in _checked_runs
-    except TypeError:  # an unhashable argument: check_run_args says what is wrong
+    except Exception:  # unhashable (or a hostile __hash__/__eq__): check_run_args decides
         checked = False
     if not checked:
         check_run_args(name, cohort, token_budget)

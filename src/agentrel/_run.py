@@ -372,8 +372,7 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
     failed = exc is not None
     ledger = run.ledger
     outcome, failures, useful, wasted, kinds = ledger.close(failed)
-    tokens = bool(useful or wasted)
-    tu, tw = (total(useful), total(wasted)) if tokens else (0, 0)
+    tu, tw = total(useful), total(wasted)
     amplification = (tu + tw) / tu if tu and not failed else None
     usd: tuple[Decimal, Decimal] | None = None
     if T.active:
@@ -400,11 +399,10 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
                 _record.failures(failures, failed)
             except Exception as err:
                 telemetry_error("run.metrics", err)
-        if tokens:
-            try:
-                usd = _record.tokens(run.name, run.cohort, useful, wasted)
-            except Exception as err:
-                telemetry_error("run.metrics", err)
+        try:
+            usd = _record.tokens(run.name, run.cohort, useful, wasted)
+        except Exception as err:
+            telemetry_error("run.metrics", err)
     span = run._span
     if span is None:
         return
@@ -412,10 +410,7 @@ def _finish_run(run: Run, exc: BaseException | None) -> None:
         if span.is_recording():
             attrs = _run_span_attributes(run, outcome, amplification, tu, tw)
             if PRICING.enabled:
-                if tokens:
-                    _run_span_cost(attrs, useful, wasted, usd)
-                else:  # what pricing no tokens gives, without pricing them
-                    attrs[cat.RUN_COST] = attrs[cat.RUN_WASTED_COST] = 0.0
+                _run_span_cost(attrs, useful, wasted, usd)
             if exc is not None:
                 _run_span_error(span, attrs, exc)
             span.set_attributes(attrs)
