@@ -22,7 +22,6 @@ import base64
 import binascii
 import math
 import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +44,6 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 MAX_REF_CHARS = math.ceil((_FIXED + 2 + 2 * 255) * 4 / 3)
 _SAMPLED = 0x01
 
-_lock = threading.Lock()
 _verdicts: frozenset[str] = frozenset(cat.BUILTIN_VERDICTS)
 _sources: frozenset[str] = frozenset()
 _agents: frozenset[str] = frozenset()  # configure(verdict_agents=...)
@@ -154,10 +152,8 @@ def run_ref(run: Any) -> str | None:
             if sc.is_valid:
                 trace_id, span_id, sampled = sc.trace_id, sc.span_id, sc.trace_flags.sampled
         ref = RunRef(run.name, run.cohort, outcome, trace_id, span_id, sampled).encode()
-        if run.name not in _made:
-            with _lock:  # a set of str: nothing under the lock calls back into the host
-                if len(_made) < _MADE_MAX:
-                    _made.add(run.name)
+        if run.name not in _made and len(_made) < _MADE_MAX:
+            _made.add(run.name)  # one C call on a set of str: no lock, nothing to fork-proof
         return ref
     except Exception as exc:
         telemetry_error("verdict.ref", exc)
@@ -184,10 +180,11 @@ def configure_allowlists(
 ) -> None:
     """Set the allowlists (``configure()``); the built-in verdicts are always allowed."""
     global _verdicts, _sources, _agents
-    with _lock:
-        _verdicts = frozenset(cat.BUILTIN_VERDICTS) | verdicts
-        _sources = sources
-        _agents = agents
+    # Plain rebinding of immutable sets: a verdict recorded meanwhile reads either the old or
+    # the new allowlist, each whole. No lock (none to be held at a fork).
+    _verdicts = frozenset(cat.BUILTIN_VERDICTS) | verdicts
+    _sources = sources
+    _agents = agents
 
 
 def reset() -> None:
