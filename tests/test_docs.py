@@ -182,10 +182,22 @@ def test_user_docs_and_code_stand_alone() -> None:
         *(ROOT / "tools").rglob("*.py"),
         *(p for p in (ROOT / "tests").rglob("*.py") if p != Path(__file__).resolve()),
     ]
-    hits = [
+    assert _lines_matching(stale, files) == []
+
+
+def _lines_matching(pattern: re.Pattern[str], files: list[Path]) -> list[str]:
+    """``path:line`` of every line of ``files`` that ``pattern`` finds something in."""
+    return [
         f"{path.relative_to(ROOT)}:{n}"
         for path in files
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if stale.search(line)
+        if pattern.search(line)
     ]
-    assert hits == []
+
+
+def test_every_install_hint_names_the_distribution() -> None:
+    """No hint in src/ or the docs tells users to install the registry's unrelated
+    ``agentrel``: every ``agentrel[...]`` spelled out is ``agentrel-otel[...]``."""
+    stale = re.compile(r"(?<![\w-])agentrel\[")
+    files = [*(ROOT / "src").rglob("*.py"), ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    assert _lines_matching(stale, files) == []
