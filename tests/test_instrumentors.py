@@ -216,20 +216,22 @@ def test_demo_without_tenacity_names_the_extra() -> None:
 
 
 def test_pricing_without_genai_prices_says_what_to_install(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    cap: testing.Capture, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With genai-prices missing, the first lookup logs once (INFO) which extra prices the
-    tokens it cannot price."""
+    """With genai-prices missing, configure() says once (INFO) which extra prices the tokens
+    it cannot price; a second configuration says nothing more."""
     import logging
 
-    from agentrel._cost import Pricing
-
     monkeypatch.setitem(sys.modules, "genai_prices", None)
-    pricing = Pricing()
+    testing.reset()
     with caplog.at_level(logging.INFO, logger="agentrel"):
-        pricing._load_library()
-        pricing._load_library()
-    assert [r.getMessage() for r in caplog.records] == [
+        for _ in range(2):
+            cfg = agentrel.configure(
+                tracer_provider=cap.tracer_provider, meter_provider=cap.meter_provider
+            )
+            cfg.shutdown()
+    said = [r.getMessage() for r in caplog.records if "genai-prices" in r.getMessage()]
+    assert said == [
         "agentrel: genai-prices is not installed: tokens of models without a "
         "configure(prices=...) entry are counted in agentrel.cost.unpriced_tokens "
         "(pip install 'agentrel-otel[cost]' prices them)"

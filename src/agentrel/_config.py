@@ -308,6 +308,7 @@ def configure(
         T.capture_content = capture_content
         T.redact = redact
         _cost.set_prices(*prices_cfg)
+        _cost.PRICING.say_if_missing()
         cfg = Configuration()
         if (prometheus_port is not None or prometheus) and meter_provider is not None:
             raise ValueError(

@@ -142,6 +142,7 @@ class Pricing:
         self._overrides: dict[str, Rates] = {}
         self._use_library = True
         self._library: Any = None  # the genai_prices module once imported; False if missing
+        self._said_missing = False
         self._resolved: dict[str | None, Rates | None] = {}
         self._attrs: dict[tuple[str | None, str | None, str | None, str], dict[str, str]] = {}
         self._unpriced_attrs: dict[str | None, dict[str, str]] = {}
@@ -164,7 +165,23 @@ class Pricing:
     def reset(self) -> None:
         """Back to the defaults (``testing.reset()``)."""
         self._library = None
+        self._said_missing = False
         self.set_prices(True, {})
+
+    def say_if_missing(self) -> None:
+        """Once per process, at ``configure()``: with genai-prices wanted but not importable,
+        say (INFO) that models without a ``prices=`` entry are unpriced, and what prices them."""
+        if not self._use_library or self._said_missing:
+            return
+        if self._library is not False and _library_available():
+            return
+        self._said_missing = True
+        logger.info(
+            "agentrel: genai-prices is not installed: tokens of models without a "
+            "configure(prices=...) entry are counted in agentrel.cost.unpriced_tokens "
+            "(pip install '%s[cost]' prices them)",
+            DIST,
+        )
 
     def after_fork(self) -> None:
         self._lock = threading.Lock()  # a thread of the parent may have held it at the fork
@@ -176,12 +193,6 @@ class Pricing:
                 import genai_prices
             except Exception:  # ImportError, or a broken install: no price table
                 self._library = False
-                logger.info(
-                    "agentrel: genai-prices is not installed: tokens of models without a "
-                    "configure(prices=...) entry are counted in agentrel.cost.unpriced_tokens "
-                    "(pip install '%s[cost]' prices them)",
-                    DIST,
-                )
                 if not self._overrides:
                     self.enabled = False
             else:
